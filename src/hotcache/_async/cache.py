@@ -1,0 +1,328 @@
+"""``AsyncCache``: the asyncio face. ``Cache`` in ``_sync`` is generated from it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+
+from .._concurrency import AsyncAwaitable, async_produce
+from .._core.envelope import DecodeError
+from .._core.freshness import resolve_ttl, validate_ttl
+from .._core.keys import KeyLike
+from .._core.missing import MISSING, Missing
+from .._errors import BackendError, BackendUnavailable
+from .._facade import CacheBase, resolve_settings
+from ..backends.factory import make_async_backend
+from .backend import AsyncBackend
+
+__all__ = ["AsyncCache"]
+
+T = TypeVar("T")
+D = TypeVar("D")
+
+
+class AsyncCache(CacheBase):
+    """A cache over one backend, configured by URL (see the README's URL table).
+
+    Args:
+        url: ``memory://``, ``sqlite:///path.db``, ``redis://...``, ``null://``...;
+            ``None`` reads ``HOTCACHE_URL`` or uses the embedded SQLite default.
+        backend: use this backend object instead of building one from the URL.
+        **options: any URL option (``namespace``, ``default_ttl``, ``serializer``,
+            ``secret``, ``on_error``, ...); keywords override the URL.
+
+    Raises:
+        ConfigError: the URL or an option is invalid, or an extra is missing.
+    """
+
+    def __init__(
+        self, url: str | None = None, *, backend: AsyncBackend | None = None, **options: Any
+    ) -> None:
+        super().__init__(resolve_settings(url, options))
+        self._backend = backend or make_async_backend(self.settings)
+
+    def _backend_evictions(self) -> int:
+        return self._backend.evictions
+
+    async def __aenter__(self) -> AsyncCache:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Release connections and files."""
+        await self._backend.close()
+
+    # -- the guarded call -------------------------------------------------------
+
+    async def _call(
+        self, fallback: T, op: Callable[..., AsyncAwaitable[T]], *args: Any, **kwargs: Any
+    ) -> T:
+        """Run one backend operation under the breaker; fail open to ``fallback``."""
+        if self._breaker.open_until and self._blocked():
+            return fallback
+        try:
+            result = await op(*args, **kwargs)
+        except BackendError as exc:
+            self._failed(exc)
+            return fallback
+        if self._breaker.failures or self._breaker.open_until:
+            self._succeeded()
+        return result
+
+    async def _heal(self, key: str, exc: DecodeError) -> None:
+        self._count_healed(key, exc)
+        await self._call(False, self._backend.delete, key)
+
+    # -- reads --------------------------------------------------------------------
+
+    async def get(self, key: KeyLike, default: D | None = None) -> Any | D | None:
+        """Return the value stored under ``key``, or ``default`` on a miss."""
+        k = self._keys.encode(key)
+        if self._breaker.open_until and self._blocked():
+            raw = None
+        else:
+            try:
+                raw = await self._backend.get(k)
+            except BackendError as exc:
+                self._failed(exc)
+                raw = None
+            else:
+                if self._breaker.failures or self._breaker.open_until:
+                    self._succeeded()
+        if raw is None:
+            self._stats.misses += 1
+            return default
+        try:
+            value = self._codec.decode(k, raw)[0]
+        except DecodeError as exc:
+            self._stats.misses += 1
+            await self._heal(k, exc)
+            return default
+        self._stats.hits += 1
+        return value
+
+    async def get_many(self, keys: Iterable[KeyLike]) -> dict[KeyLike, Any]:
+        """Return ``{key: value}`` for the keys that hit, in one round trip."""
+        wanted = list(keys)
+        encoded = [self._keys.encode(key) for key in wanted]
+        if not encoded:
+            return {}
+        absent: list[bytes | None] = [None] * len(encoded)
+        raws = await self._call(absent, self._backend.get_many, encoded)
+        found: dict[KeyLike, Any] = {}
+        for key, k, raw in zip(wanted, encoded, raws, strict=True):
+            if raw is None:
+                self._stats.misses += 1
+                continue
+            try:
+                found[key] = self._codec.decode(k, raw)[0]
+            except DecodeError as exc:
+                self._stats.misses += 1
+                await self._heal(k, exc)
+                continue
+            self._stats.hits += 1
+        return found
+
+    async def exists(self, key: KeyLike) -> bool:
+        """Return True if ``key`` holds a live entry."""
+        return await self._call(False, self._backend.exists, self._keys.encode(key))
+
+    async def ttl(self, key: KeyLike) -> float | Missing | None:
+        """Return seconds left, ``None`` if the entry never expires, ``MISSING`` if absent."""
+        left = await self._call(None, self._backend.ttl, self._keys.encode(key))
+        if left is None:
+            return MISSING
+        return None if left == float("inf") else left
+
+    # -- writes -------------------------------------------------------------------
+
+    async def set(
+        self, key: KeyLike, value: Any, ttl: float | None = None, *, nx: bool = False
+    ) -> bool:
+        """Store ``value``; return True if it is now stored.
+
+        ``ttl=None`` uses the cache's ``default_ttl``; ``ttl=0`` expires the entry
+        at once; ``hotcache.FOREVER`` never expires. ``nx=True`` stores only if
+        the key is absent.
+
+        Raises:
+            ValueError: a negative, NaN or non-numeric ``ttl``.
+            SerializationError: the value cannot be encoded; nothing is stored.
+        """
+        k = self._keys.encode(key)
+        lifetime = resolve_ttl(ttl, self._default_ttl)
+        payload = self._codec.encode(k, value)
+        if lifetime == 0:
+            if not nx:
+                await self._call(False, self._backend.delete, k)
+            return False
+        self._stats.sets += 1
+        return await self._call(False, self._backend.set, k, payload, lifetime, nx=nx)
+
+    async def add(self, key: KeyLike, value: Any, ttl: float | None = None) -> bool:
+        """Store ``value`` only if ``key`` is absent; return True if stored."""
+        return await self.set(key, value, ttl, nx=True)
+
+    async def set_many(self, items: Mapping[KeyLike, Any], ttl: float | None = None) -> None:
+        """Store several values in one round trip (all encoded before any is sent)."""
+        lifetime = resolve_ttl(ttl, self._default_ttl)
+        payloads = {}
+        for key, value in items.items():
+            k = self._keys.encode(key)
+            payloads[k] = self._codec.encode(k, value)
+        if not payloads:
+            return
+        if lifetime == 0:
+            await self._call(0, self._backend.delete_many, list(payloads))
+            return
+        self._stats.sets += len(payloads)
+        await self._call(None, self._backend.set_many, payloads, lifetime)
+
+    async def delete(self, key: KeyLike) -> bool:
+        """Delete ``key``; return True if it existed."""
+        self._stats.deletes += 1
+        return await self._call(False, self._backend.delete, self._keys.encode(key))
+
+    async def delete_many(self, keys: Iterable[KeyLike]) -> int:
+        """Delete several keys in one round trip; return how many existed."""
+        encoded = [self._keys.encode(key) for key in keys]
+        if not encoded:
+            return 0
+        self._stats.deletes += len(encoded)
+        return await self._call(0, self._backend.delete_many, encoded)
+
+    async def touch(self, key: KeyLike, ttl: float | None = None) -> bool:
+        """Give ``key`` a new lifetime from now; return False if it is absent."""
+        k = self._keys.encode(key)
+        lifetime = resolve_ttl(ttl, self._default_ttl)
+        if lifetime == 0:
+            return await self._call(False, self._backend.delete, k)
+        return await self._call(False, self._backend.touch, k, lifetime)
+
+    async def incr(self, key: KeyLike, delta: int = 1, *, ttl: float | None = None) -> int:
+        """Add ``delta`` atomically and return the new value (absent counts as 0).
+
+        ``ttl`` applies only when the counter is created. Counters cannot fail
+        open: when the backend is unreachable this raises ``BackendUnavailable``.
+
+        Raises:
+            ValueError: the stored value is not an integer.
+        """
+        if isinstance(delta, bool) or not isinstance(delta, int):
+            raise TypeError(f"delta must be an int, not {type(delta).__name__}")
+        k = self._keys.encode(key)
+        lifetime = validate_ttl(ttl)
+        if self._breaker.open_until and not self._breaker.allow():
+            raise BackendUnavailable(f"{self._redacted} is unavailable (circuit breaker open)")
+        try:
+            result = await self._backend.incr(k, delta, lifetime)
+        except BackendError as exc:
+            self._must_raise(exc)
+        self._succeeded()
+        return result
+
+    async def decr(self, key: KeyLike, delta: int = 1, *, ttl: float | None = None) -> int:
+        """Subtract ``delta`` atomically and return the new value."""
+        if isinstance(delta, bool) or not isinstance(delta, int):
+            raise TypeError(f"delta must be an int, not {type(delta).__name__}")
+        return await self.incr(key, -delta, ttl=ttl)
+
+    async def get_or_set(
+        self, key: KeyLike, producer: Callable[[], Any], ttl: float | None = None
+    ) -> Any:
+        """Return the cached value, or call ``producer``, store and return its result.
+
+        ``producer`` may be a plain function or (for ``AsyncCache``) an ``async``
+        one. Its exceptions propagate and nothing is stored.
+        """
+        resolve_ttl(ttl, self._default_ttl)
+        value = await self.get(key, MISSING)
+        if value is not MISSING:
+            return value
+        value = await async_produce(producer)
+        await self.set(key, value, ttl)
+        return value
+
+    async def clear(self) -> int:
+        """Delete every entry of this cache's namespace (batched SCAN, never FLUSHDB)."""
+        return await self._call(0, self._backend.delete_matching, self._clear_pattern())
+
+    # -- hashes -------------------------------------------------------------------
+
+    async def hset(
+        self,
+        key: KeyLike,
+        field: KeyLike | None = None,
+        value: Any = None,
+        *,
+        mapping: Mapping[KeyLike, Any] | None = None,
+    ) -> int:
+        """Set one field (``field``, ``value``) and/or many (``mapping``) of a hash.
+
+        Returns the number of fields that were new.
+        """
+        k = self._keys.encode(key)
+        items = dict(mapping or {})
+        if field is not None:
+            items[field] = value
+        if not items:
+            raise ValueError("hset needs a field and value, or a mapping")
+        encoded = {}
+        for name, item in items.items():
+            text, context = self._field(k, name)
+            encoded[text] = self._codec.encode(context, item)
+        self._stats.sets += 1
+        return await self._call(0, self._backend.hset, k, encoded)
+
+    async def hget(self, key: KeyLike, field: KeyLike, default: D | None = None) -> Any | D | None:
+        """Return one field of a hash, or ``default``."""
+        k = self._keys.encode(key)
+        text, context = self._field(k, field)
+        raw = await self._call(None, self._backend.hget, k, text)
+        if raw is None:
+            self._stats.misses += 1
+            return default
+        try:
+            value = self._codec.decode(context, raw)[0]
+        except DecodeError as exc:
+            self._stats.misses += 1
+            self._count_healed(k, exc)
+            await self._call(0, self._backend.hdel, k, [text])
+            return default
+        self._stats.hits += 1
+        return value
+
+    async def hgetall(self, key: KeyLike) -> dict[str, Any]:
+        """Return every field of a hash (``{}`` if absent)."""
+        k = self._keys.encode(key)
+        empty: dict[str, bytes] = {}
+        raws = await self._call(empty, self._backend.hgetall, k)
+        out: dict[str, Any] = {}
+        broken = []
+        for text, raw in raws.items():
+            try:
+                out[text] = self._codec.decode(f"{k}\0{text}", raw)[0]
+            except DecodeError as exc:
+                self._count_healed(k, exc)
+                broken.append(text)
+        if broken:
+            await self._call(0, self._backend.hdel, k, broken)
+        self._stats.hits += 1 if out else 0
+        self._stats.misses += 0 if out else 1
+        return out
+
+    async def hdel(self, key: KeyLike, *fields: KeyLike) -> int:
+        """Delete fields of a hash; return how many existed."""
+        k = self._keys.encode(key)
+        texts = [self._field(k, name)[0] for name in fields]
+        if not texts:
+            return 0
+        return await self._call(0, self._backend.hdel, k, texts)

@@ -1,0 +1,135 @@
+"""The Redis backend's I/O (redis-py; hiredis parses replies when installed).
+
+One command per operation; the atomic ones (incr with ttl, touch without ttl,
+set_many with ttl) are one Lua script or one MULTI block.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, cast
+
+from .._url import ParsedURL
+from ..backends.redis import (
+    INCR_WITH_TTL,
+    PERSIST_IF_EXISTS,
+    AsyncRedisClient,
+    AsyncRetry,
+    connection_kwargs,
+    map_exceptions,
+    milliseconds,
+    redis_glob,
+)
+
+__all__ = ["AsyncRedisBackend"]
+
+
+class AsyncRedisBackend:
+    """Bytes in Redis (standalone, TLS or unix socket)."""
+
+    remote = True
+    evictions = 0  # Redis evicts server-side: see INFO stats evicted_keys
+
+    def __init__(self, url: ParsedURL, options: Mapping[str, Any]) -> None:
+        # Typed loosely: redis-py's stubs widen every reply to bytes | str.
+        self.client: Any = AsyncRedisClient(**connection_kwargs(url, options, AsyncRetry))
+        self._incr_ttl = self.client.register_script(INCR_WITH_TTL)
+        self._persist = self.client.register_script(PERSIST_IF_EXISTS)
+
+    async def get(self, key: str) -> bytes | None:
+        with map_exceptions():
+            return cast("bytes | None", await self.client.get(key))
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        with map_exceptions():
+            return cast("list[bytes | None]", await self.client.mget(keys))
+
+    async def set(
+        self, key: str, value: bytes, ttl: float | None = None, *, nx: bool = False
+    ) -> bool:
+        px = None if ttl is None else milliseconds(ttl)
+        with map_exceptions():
+            return bool(await self.client.set(key, value, px=px, nx=nx))
+
+    async def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+        with map_exceptions():
+            if ttl is None:
+                await self.client.mset(dict(items))
+                return
+            px = milliseconds(ttl)
+            async with self.client.pipeline(transaction=True) as pipe:
+                for key, value in items.items():
+                    pipe.set(key, value, px=px)
+                await pipe.execute()
+
+    async def delete(self, key: str) -> bool:
+        with map_exceptions():
+            return bool(await self.client.unlink(key))
+
+    async def delete_many(self, keys: Sequence[str]) -> int:
+        with map_exceptions():
+            return int(await self.client.unlink(*keys))
+
+    async def exists(self, key: str) -> bool:
+        with map_exceptions():
+            return bool(await self.client.exists(key))
+
+    async def touch(self, key: str, ttl: float | None) -> bool:
+        with map_exceptions():
+            if ttl is None:
+                return bool(await self._persist(keys=[key]))
+            return bool(await self.client.pexpire(key, milliseconds(ttl)))
+
+    async def ttl(self, key: str) -> float | None:
+        with map_exceptions():
+            left = await self.client.pttl(key)
+        if left == -2:
+            return None
+        return math.inf if left == -1 else left / 1000
+
+    async def incr(self, key: str, delta: int, ttl: float | None = None) -> int:
+        with map_exceptions():
+            if ttl is None:
+                return int(await self.client.incrby(key, delta))
+            return int(await self._incr_ttl(keys=[key], args=[delta, milliseconds(ttl)]))
+
+    async def scan(self, pattern: str, count: int = 500) -> AsyncIterator[list[str]]:
+        match, cursor = redis_glob(pattern), 0
+        while True:
+            with map_exceptions():
+                cursor, keys = await self.client.scan(cursor, match=match, count=count)
+            if keys:
+                yield [k.decode("utf-8") if isinstance(k, bytes) else k for k in keys]
+            if cursor == 0:
+                return
+
+    async def delete_matching(self, pattern: str) -> int:
+        deleted = 0
+        async for batch in self.scan(pattern, 1000):
+            with map_exceptions():
+                deleted += int(await self.client.unlink(*batch))
+        return deleted
+
+    async def hset(self, key: str, mapping: Mapping[str, bytes]) -> int:
+        with map_exceptions():
+            return int(await self.client.hset(key, mapping=dict(mapping)))
+
+    async def hget(self, key: str, field: str) -> bytes | None:
+        with map_exceptions():
+            return cast("bytes | None", await self.client.hget(key, field))
+
+    async def hgetall(self, key: str) -> dict[str, bytes]:
+        with map_exceptions():
+            raw = await self.client.hgetall(key)
+        return {
+            (k.decode("utf-8") if isinstance(k, bytes) else k): bytes(v) for k, v in raw.items()
+        }
+
+    async def hdel(self, key: str, fields: Sequence[str]) -> int:
+        with map_exceptions():
+            return int(await self.client.hdel(key, *fields))
+
+    async def close(self) -> None:
+        with map_exceptions():
+            await self.client.aclose()

@@ -1,0 +1,55 @@
+"""The few primitives where sync and async differ, paired by name.
+
+``scripts/unasync.py`` rewrites each ``async_*``/``Async*`` name used in
+``_async/`` into its ``sync_*``/``Sync*`` partner below; nothing else differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, Union
+
+T = TypeVar("T")
+
+# What an I/O callable returns: an awaitable of T on the async face, T itself on
+# the sync one (``Union[T]`` is T), so one annotation types both generated trees.
+AsyncAwaitable = Awaitable[T]
+SyncAwaitable = Union[T]  # noqa: UP007 (a one-member Union is the point)
+
+__all__ = [
+    "AsyncAwaitable",
+    "AsyncLock",
+    "SyncAwaitable",
+    "SyncLock",
+    "async_produce",
+    "async_sleep",
+    "sync_produce",
+    "sync_sleep",
+]
+
+AsyncLock = asyncio.Lock
+SyncLock = threading.Lock
+async_sleep = asyncio.sleep
+sync_sleep = time.sleep
+
+
+async def async_produce(producer: Callable[[], T | Awaitable[T]]) -> T:
+    """Call a producer that may be a plain or an ``async`` function."""
+    result = producer()
+    if inspect.isawaitable(result):
+        return await result
+    return result
+
+
+def sync_produce(producer: Callable[[], Any]) -> Any:
+    """Call a plain producer; refuse a coroutine function with a clear error."""
+    result = producer()
+    if inspect.isawaitable(result):
+        if inspect.iscoroutine(result):
+            result.close()
+        raise TypeError("the producer returned an awaitable: use AsyncCache for async producers")
+    return result

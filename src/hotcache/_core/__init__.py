@@ -1,0 +1,1 @@
+"""Pure policy: no I/O, no asyncio, no threading, no drivers."""

@@ -1,0 +1,290 @@
+"""The self-describing value envelope: what every stored payload looks like.
+
+```
+0      0xC5 magic (never an ASCII digit or '-', so raw integers stay apart)
+1      format version (1)
+2      flags: bit 0 signed, bit 1 has metadata, bits 2-3 compression
+       (0 none, 1 zlib, 2 zstd)
+3      serializer id (0 bytes, 1 pickle, 2 json, 3 msgpack, 4 UTF-8 text,
+       16..255 custom)
+[meta] u16 length, then TLV fields: u8 type, u16 length, value; readers skip
+       types they do not know, so later versions can add fields
+[mac]  32 bytes HMAC-SHA256(secret, backend key + NUL + header, meta, body)
+body
+```
+
+Plain ``int`` values inside the signed 64-bit range are stored as their ASCII
+digits without an envelope, so the backend's atomic INCR works on them.
+A payload that fails any check raises ``DecodeError``; the facade heals by
+deleting it and reading a miss.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from hashlib import sha256
+from typing import Any
+
+from .._errors import ConfigError, SerializationError
+from .serializers import Serializer, get_serializer
+
+__all__ = ["Codec", "DecodeError", "Meta", "is_int_payload"]
+
+MAGIC = 0xC5
+FORMAT = 1
+SIGNED = 0x01
+HAS_META = 0x02
+COMP_SHIFT = 2
+COMP_MASK = 0x0C
+COMP_NONE, COMP_ZLIB, COMP_ZSTD = 0, 1, 2
+SID_BYTES, SID_TEXT = 0, 4
+MAC_SIZE = 32
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+_T_CREATED, _T_SOFT_EXPIRY, _T_COMPUTE_TIME, _T_TAGS = 1, 2, 3, 4
+_F64 = struct.Struct("!d")
+_U16 = struct.Struct("!H")
+_U64 = struct.Struct("!Q")
+_TLV = struct.Struct("!BH")
+
+
+class DecodeError(Exception):
+    """A payload is corrupt, tampered, unsigned or not readable here."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Meta:
+    """Entry metadata that policy needs: timestamps, compute time, tag versions."""
+
+    created: float | None = None
+    soft_expiry: float | None = None
+    compute_time: float | None = None
+    tags: tuple[tuple[str, int], ...] = ()
+
+    def encode(self) -> bytes:
+        out = bytearray()
+        for kind, number in (
+            (_T_CREATED, self.created),
+            (_T_SOFT_EXPIRY, self.soft_expiry),
+            (_T_COMPUTE_TIME, self.compute_time),
+        ):
+            if number is not None:
+                out += _TLV.pack(kind, 8) + _F64.pack(number)
+        if self.tags:
+            blob = bytearray(_U16.pack(len(self.tags)))
+            for tag, version in self.tags:
+                raw = tag.encode("utf-8")
+                blob += _U16.pack(len(raw)) + raw + _U64.pack(version)
+            out += _TLV.pack(_T_TAGS, len(blob)) + blob
+        return bytes(out)
+
+    @classmethod
+    def decode(cls, data: bytes) -> Meta:
+        fields: dict[str, Any] = {}
+        pos = 0
+        while pos < len(data):
+            kind, size = _TLV.unpack_from(data, pos)
+            pos += _TLV.size
+            value = data[pos : pos + size]
+            if len(value) != size:
+                raise DecodeError("truncated metadata")
+            pos += size
+            if kind == _T_CREATED:
+                fields["created"] = _F64.unpack(value)[0]
+            elif kind == _T_SOFT_EXPIRY:
+                fields["soft_expiry"] = _F64.unpack(value)[0]
+            elif kind == _T_COMPUTE_TIME:
+                fields["compute_time"] = _F64.unpack(value)[0]
+            elif kind == _T_TAGS:
+                fields["tags"] = _decode_tags(value)
+        return cls(**fields)
+
+
+def _decode_tags(blob: bytes) -> tuple[tuple[str, int], ...]:
+    (count,) = _U16.unpack_from(blob, 0)
+    pos, tags = _U16.size, []
+    for _ in range(count):
+        (size,) = _U16.unpack_from(blob, pos)
+        pos += _U16.size
+        tag = blob[pos : pos + size].decode("utf-8")
+        pos += size
+        (version,) = _U64.unpack_from(blob, pos)
+        pos += _U64.size
+        tags.append((tag, version))
+    return tuple(tags)
+
+
+def _zstd() -> Any:
+    try:
+        import zstandard
+    except ImportError:
+        return None
+    return zstandard
+
+
+def is_int_payload(raw: bytes) -> bool:
+    """Return True if ``raw`` is a bare integer (what INCR reads and writes)."""
+    digits = raw[1:] if raw[:1] == b"-" else raw
+    return 0 < len(digits) <= 20 and digits.isdigit()
+
+
+class Codec:
+    """Encode values into envelopes and decode them back, per one configuration."""
+
+    def __init__(
+        self,
+        serializer: str | Serializer = "pickle",
+        *,
+        compression: str = "auto",
+        compress_threshold: int = 1024,
+        secret: str | bytes | None = None,
+    ) -> None:
+        self.serializer = get_serializer(serializer)
+        self._zstd = _zstd()
+        if compression == "auto":
+            compression = "zstd" if self._zstd is not None else "zlib"
+        if compression == "zstd" and self._zstd is None:
+            raise ConfigError(
+                "compression 'zstd' needs the zstandard package: pip install 'hotcache[zstd]'"
+            )
+        if compression not in {"zlib", "zstd", "none"}:
+            raise ConfigError(f"unknown compression {compression!r}; use auto, zlib, zstd or none")
+        if compress_threshold < 0:
+            raise ConfigError("compress_threshold must be >= 0")
+        self.compression = compression
+        self._threshold = compress_threshold
+        self._secret = secret.encode("utf-8") if isinstance(secret, str) else secret
+        if self._secret is not None and len(self._secret) < 16:
+            raise ConfigError("secret must be at least 16 bytes long")
+        loaders: dict[int, Callable[[bytes], Any]] = {
+            SID_BYTES: bytes,
+            SID_TEXT: lambda b: b.decode("utf-8", "surrogatepass"),
+            2: json.loads,
+        }
+        # Only the configured serializer may unpickle: choosing json must keep
+        # pickle payloads written by anyone else from running code here.
+        loaders[self.serializer.id] = self.serializer.loads
+        self._loaders = loaders
+        self._dumps = self.serializer.dumps
+        self._zstd_c = self._zstd.ZstdCompressor(level=3) if self._zstd else None
+        self._zstd_d = self._zstd.ZstdDecompressor() if self._zstd else None
+
+    @property
+    def signed(self) -> bool:
+        return self._secret is not None
+
+    def encode(self, key: str, value: Any, meta: Meta | None = None) -> bytes:
+        """Return the stored form of ``value`` under backend key ``key``."""
+        kind = type(value)
+        body: bytes
+        if kind is int and meta is None and INT64_MIN <= value <= INT64_MAX:
+            return b"%d" % value
+        if kind is bytes:
+            sid, body = SID_BYTES, value
+        elif kind is str:
+            sid, body = SID_TEXT, value.encode("utf-8", "surrogatepass")
+        else:
+            sid = self.serializer.id
+            try:
+                body = self._dumps(value)
+            except Exception as exc:
+                raise SerializationError(
+                    f"cannot serialize a value of type {kind.__name__} "
+                    f"with {self.serializer.name}: {exc}"
+                ) from exc
+        flags = 0
+        if len(body) >= self._threshold and self.compression != "none":
+            packed, code = self._compress(body)
+            if len(packed) < len(body):
+                body, flags = packed, code << COMP_SHIFT
+        meta_blob = b""
+        if meta is not None:
+            encoded = meta.encode()
+            if encoded:
+                flags |= HAS_META
+                meta_blob = _U16.pack(len(encoded)) + encoded
+        if self._secret is None:
+            return bytes((MAGIC, FORMAT, flags, sid)) + meta_blob + body
+        head = bytes((MAGIC, FORMAT, flags | SIGNED, sid)) + meta_blob
+        mac = self._mac(key, head, body)
+        return head + mac + body
+
+    def _compress(self, body: bytes) -> tuple[bytes, int]:
+        if self.compression == "zstd" and self._zstd_c is not None:
+            return bytes(self._zstd_c.compress(body)), COMP_ZSTD
+        return zlib.compress(body, 1), COMP_ZLIB
+
+    def _mac(self, key: str, head: bytes, body: bytes) -> bytes:
+        assert self._secret is not None
+        mac = hmac.new(self._secret, key.encode("utf-8") + b"\0", sha256)
+        mac.update(head)
+        mac.update(body)
+        return mac.digest()
+
+    def decode(self, key: str, raw: bytes) -> tuple[Any, Meta | None]:
+        """Return ``(value, meta)`` from a stored payload, or raise ``DecodeError``."""
+        if not raw or raw[0] != MAGIC:
+            if is_int_payload(raw):
+                return int(raw), None
+            raise DecodeError("not a hotcache payload")
+        if len(raw) < 4 or raw[1] != FORMAT:
+            raise DecodeError("unknown envelope format")
+        flags, sid = raw[2], raw[3]
+        if flags == 0 and self._secret is None:
+            return self._load(sid, raw[4:]), None
+        return self._decode_slow(key, raw, flags, sid)
+
+    def _decode_slow(self, key: str, raw: bytes, flags: int, sid: int) -> tuple[Any, Meta | None]:
+        pos = 4
+        meta = None
+        if flags & HAS_META:
+            if len(raw) < pos + 2:
+                raise DecodeError("truncated metadata")
+            (size,) = _U16.unpack_from(raw, pos)
+            try:
+                meta = Meta.decode(raw[pos + 2 : pos + 2 + size])
+            except (struct.error, UnicodeDecodeError):
+                raise DecodeError("corrupt metadata") from None
+            pos += 2 + size
+        if self._secret is not None:
+            if not flags & SIGNED:
+                raise DecodeError("unsigned payload")
+            mac, body = raw[pos : pos + MAC_SIZE], raw[pos + MAC_SIZE :]
+            if not hmac.compare_digest(mac, self._mac(key, raw[:pos], body)):
+                raise DecodeError("bad signature")
+        else:
+            body = raw[pos + MAC_SIZE :] if flags & SIGNED else raw[pos:]
+        compression = (flags & COMP_MASK) >> COMP_SHIFT
+        if compression == COMP_ZLIB:
+            try:
+                body = zlib.decompress(body)
+            except zlib.error:
+                raise DecodeError("corrupt zlib body") from None
+        elif compression == COMP_ZSTD:
+            if self._zstd_d is None:
+                raise DecodeError("zstd payload but zstandard is not installed")
+            try:
+                body = bytes(self._zstd_d.decompress(body))
+            except self._zstd.ZstdError:
+                raise DecodeError("corrupt zstd body") from None
+        elif compression != COMP_NONE:
+            raise DecodeError("unknown compression")
+        return self._load(sid, body), meta
+
+    def _load(self, sid: int, body: bytes) -> Any:
+        loader = self._loaders.get(sid)
+        if loader is None:
+            raise DecodeError(f"serializer id {sid} is not readable with this configuration")
+        try:
+            return loader(body)
+        except Exception:
+            raise DecodeError("payload does not deserialize") from None

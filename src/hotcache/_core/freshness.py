@@ -1,0 +1,36 @@
+"""Lifetimes: validate a ttl and turn it into what a backend needs."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+__all__ = ["FOREVER", "resolve_ttl", "validate_ttl"]
+
+FOREVER = math.inf  # pass as ttl for "never expires", whatever default_ttl says
+
+
+def validate_ttl(ttl: Any, *, name: str = "ttl") -> float | None:
+    """Return ``ttl`` as seconds (``None`` = no expiry) or raise ``ValueError``.
+
+    A ttl of 0 is valid and means "expire at once": the value is not stored.
+    """
+    if ttl is None:
+        return None
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
+        raise ValueError(f"{name} must be a number of seconds or None, not {type(ttl).__name__}")
+    value = float(ttl)
+    if math.isnan(value):
+        raise ValueError(f"{name} must not be NaN")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {ttl!r}")
+    if math.isinf(value):
+        return None
+    return value
+
+
+def resolve_ttl(ttl: Any, default: float | None) -> float | None:
+    """Return the lifetime to use: an explicit ``ttl`` or the cache's default."""
+    if ttl is None:
+        return default
+    return validate_ttl(ttl)

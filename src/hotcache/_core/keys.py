@@ -1,0 +1,119 @@
+"""Turn (namespace, tenant, version, key) into one backend key, unambiguously.
+
+A backend key is ``<header>:<key text>`` where the header is the escaped
+namespace, then ``!tenant`` and ``@version`` when given, then ``#`` when the key
+was hashed. Header parts escape ``% : ! @ #`` as ``%XX``, so the header ends at
+the first raw ``:`` and two different tuples can never produce one backend key.
+The key text is the last part and needs no escaping.
+
+Key texts: a ``str`` is itself, an ``int`` its decimal digits, ``bytes`` its
+UTF-8 text (so ``1``, ``"1"`` and ``b"1"`` name one entry, as in Django).
+Backend keys longer than ``MAX_KEY_BYTES`` keep a readable prefix of the key
+text and end with a SHA-256 of the whole text; the ``#`` marker keeps them
+apart from any literal key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+__all__ = [
+    "MAX_KEY_BYTES",
+    "KeyEncoder",
+    "KeyLike",
+    "glob_escape",
+    "header",
+    "key_text",
+    "namespace_pattern",
+]
+
+KeyLike = str | bytes | int
+
+MAX_KEY_BYTES = 200
+_READABLE_PREFIX_CHARS = 80
+_HEADER_ESCAPES = {c: f"%{ord(c):02X}" for c in "%:!@#"}
+_GLOB_SPECIAL = frozenset("*?[]\\")
+
+
+def _escape(part: str) -> str:
+    if not any(c in part for c in _HEADER_ESCAPES):
+        return part
+    return "".join(_HEADER_ESCAPES.get(c, c) for c in part)
+
+
+def header(namespace: str, *, tenant: str | None = None, version: str | None = None) -> str:
+    """Return the escaped header for one namespace/tenant/version."""
+    if not isinstance(namespace, str) or not namespace:
+        raise ValueError("namespace must be a non-empty str")
+    out = _escape(namespace)
+    if tenant is not None:
+        out += "!" + _escape(str(tenant))
+    if version is not None:
+        out += "@" + _escape(str(version))
+    return out
+
+
+def key_text(key: object) -> str:
+    """Return the text form of a user key, or raise ``TypeError``/``ValueError``."""
+    if type(key) is str:
+        return key
+    if isinstance(key, bool):
+        raise TypeError("cache keys must be str, bytes or int, not bool")
+    if isinstance(key, int):
+        return str(int(key))
+    if isinstance(key, (bytes, bytearray, memoryview)):
+        try:
+            return bytes(key).decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError("bytes cache keys must be valid UTF-8") from None
+    if isinstance(key, str):
+        return str.__str__(key)
+    raise TypeError(f"cache keys must be str, bytes or int, not {type(key).__name__}")
+
+
+def glob_escape(text: str) -> str:
+    """Escape glob metacharacters portably (``[*]`` form, understood by every backend)."""
+    if not any(c in _GLOB_SPECIAL for c in text):
+        return text
+    return "".join(f"[{c}]" if c in _GLOB_SPECIAL else c for c in text)
+
+
+class KeyEncoder:
+    """Encode user keys under one fixed header; hot path of every call."""
+
+    __slots__ = ("_cache", "_hashed_head", "_head", "header")
+
+    def __init__(self, head: str) -> None:
+        self.header = head
+        self._head = head + ":"
+        self._hashed_head = head + "#:"
+        # Most services use a small set of hot keys: memoise their encoding.
+        self._cache: dict[object, str] = {}
+
+    def encode(self, key: KeyLike) -> str:
+        """Return the backend key for ``key``."""
+        try:
+            return self._cache[key]
+        except (KeyError, TypeError):
+            pass
+        out = self._encode(key)
+        if type(key) is str and len(key) <= 128 and len(self._cache) < 4096:
+            self._cache[key] = out
+        return out
+
+    def _encode(self, key: object) -> str:
+        text = key_text(key)
+        full = self._head + text
+        if len(full) * 4 <= MAX_KEY_BYTES or len(full.encode("utf-8")) <= MAX_KEY_BYTES:
+            return full
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:40]
+        return f"{self._hashed_head}{text[:_READABLE_PREFIX_CHARS]}~{digest}"
+
+    def pattern(self) -> str:
+        """Return a glob matching every key under this header (hashed ones too)."""
+        return glob_escape(self.header) + "[:#]*"
+
+
+def namespace_pattern(namespace: str) -> str:
+    """Return a glob matching every key of a namespace, whatever tenant or version."""
+    return glob_escape(_escape(namespace)) + "[:!@#]*"

@@ -1,0 +1,134 @@
+# Generated from src/hotcache/_async by scripts/unasync.py. Do not edit.
+"""The Redis backend's I/O (redis-py; hiredis parses replies when installed).
+
+One command per operation; the atomic ones (incr with ttl, touch without ttl,
+set_many with ttl) are one Lua script or one MULTI block.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, cast
+
+from .._url import ParsedURL
+from ..backends.redis import (
+    INCR_WITH_TTL,
+    PERSIST_IF_EXISTS,
+    SyncRedisClient,
+    SyncRetry,
+    connection_kwargs,
+    map_exceptions,
+    milliseconds,
+    redis_glob,
+)
+
+__all__ = ["SyncRedisBackend"]
+
+
+class SyncRedisBackend:
+    """Bytes in Redis (standalone, TLS or unix socket)."""
+
+    remote = True
+    evictions = 0  # Redis evicts server-side: see INFO stats evicted_keys
+
+    def __init__(self, url: ParsedURL, options: Mapping[str, Any]) -> None:
+        # Typed loosely: redis-py's stubs widen every reply to bytes | str.
+        self.client: Any = SyncRedisClient(**connection_kwargs(url, options, SyncRetry))
+        self._incr_ttl = self.client.register_script(INCR_WITH_TTL)
+        self._persist = self.client.register_script(PERSIST_IF_EXISTS)
+
+    def get(self, key: str) -> bytes | None:
+        with map_exceptions():
+            return cast("bytes | None", self.client.get(key))
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        with map_exceptions():
+            return cast("list[bytes | None]", self.client.mget(keys))
+
+    def set(self, key: str, value: bytes, ttl: float | None = None, *, nx: bool = False) -> bool:
+        px = None if ttl is None else milliseconds(ttl)
+        with map_exceptions():
+            return bool(self.client.set(key, value, px=px, nx=nx))
+
+    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+        with map_exceptions():
+            if ttl is None:
+                self.client.mset(dict(items))
+                return
+            px = milliseconds(ttl)
+            with self.client.pipeline(transaction=True) as pipe:
+                for key, value in items.items():
+                    pipe.set(key, value, px=px)
+                pipe.execute()
+
+    def delete(self, key: str) -> bool:
+        with map_exceptions():
+            return bool(self.client.unlink(key))
+
+    def delete_many(self, keys: Sequence[str]) -> int:
+        with map_exceptions():
+            return int(self.client.unlink(*keys))
+
+    def exists(self, key: str) -> bool:
+        with map_exceptions():
+            return bool(self.client.exists(key))
+
+    def touch(self, key: str, ttl: float | None) -> bool:
+        with map_exceptions():
+            if ttl is None:
+                return bool(self._persist(keys=[key]))
+            return bool(self.client.pexpire(key, milliseconds(ttl)))
+
+    def ttl(self, key: str) -> float | None:
+        with map_exceptions():
+            left = self.client.pttl(key)
+        if left == -2:
+            return None
+        return math.inf if left == -1 else left / 1000
+
+    def incr(self, key: str, delta: int, ttl: float | None = None) -> int:
+        with map_exceptions():
+            if ttl is None:
+                return int(self.client.incrby(key, delta))
+            return int(self._incr_ttl(keys=[key], args=[delta, milliseconds(ttl)]))
+
+    def scan(self, pattern: str, count: int = 500) -> Iterator[list[str]]:
+        match, cursor = redis_glob(pattern), 0
+        while True:
+            with map_exceptions():
+                cursor, keys = self.client.scan(cursor, match=match, count=count)
+            if keys:
+                yield [k.decode("utf-8") if isinstance(k, bytes) else k for k in keys]
+            if cursor == 0:
+                return
+
+    def delete_matching(self, pattern: str) -> int:
+        deleted = 0
+        for batch in self.scan(pattern, 1000):
+            with map_exceptions():
+                deleted += int(self.client.unlink(*batch))
+        return deleted
+
+    def hset(self, key: str, mapping: Mapping[str, bytes]) -> int:
+        with map_exceptions():
+            return int(self.client.hset(key, mapping=dict(mapping)))
+
+    def hget(self, key: str, field: str) -> bytes | None:
+        with map_exceptions():
+            return cast("bytes | None", self.client.hget(key, field))
+
+    def hgetall(self, key: str) -> dict[str, bytes]:
+        with map_exceptions():
+            raw = self.client.hgetall(key)
+        return {
+            (k.decode("utf-8") if isinstance(k, bytes) else k): bytes(v) for k, v in raw.items()
+        }
+
+    def hdel(self, key: str, fields: Sequence[str]) -> int:
+        with map_exceptions():
+            return int(self.client.hdel(key, *fields))
+
+    def close(self) -> None:
+        with map_exceptions():
+            self.client.close()

@@ -1,0 +1,1 @@
+"""Backends: bytes stores behind the facade (memory, sqlite, redis, null)."""

@@ -1,0 +1,197 @@
+"""``memory://``: a bounded, thread-safe in-process backend over ``_core.store.Store``.
+
+``memory://`` gives each cache its own store; ``memory://name`` shares one store
+between every cache of the process that names it (like Django's LocMemCache).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+
+from .._core.envelope import is_int_payload
+from .._core.store import Policy, Store
+from ._common import compile_glob, wrong_type
+
+__all__ = ["MemoryBackend", "shared_store"]
+
+Value = bytes | dict[str, bytes]
+DEFAULT_MAX_BYTES = 256 << 20
+_ENTRY_OVERHEAD = 64
+_named: dict[str, tuple[Store[Value], threading.RLock]] = {}
+_named_lock = threading.Lock()
+
+
+def _size(key: str, value: Value) -> int:
+    if isinstance(value, bytes):
+        return len(key) + len(value) + _ENTRY_OVERHEAD
+    return len(key) + _ENTRY_OVERHEAD + sum(len(f) + len(v) + 16 for f, v in value.items())
+
+
+def _new_store(
+    max_entries: int | None, max_bytes: int | None, policy: Policy
+) -> tuple[Store[Value], threading.RLock]:
+    # One re-entrant lock guards the store and the backend's compound operations
+    # (incr, hset), so a plain set can never land inside a read-modify-write.
+    lock = threading.RLock()
+    store: Store[Value] = Store(
+        max_entries=max_entries,
+        max_bytes=max_bytes or DEFAULT_MAX_BYTES,
+        policy=policy,
+        clock=time.monotonic,
+        lock=lock,
+    )
+    return store, lock
+
+
+def shared_store(
+    name: str, max_entries: int | None, max_bytes: int | None, policy: Policy
+) -> tuple[Store[Value], threading.RLock]:
+    """Return the process-wide store called ``name`` and its lock (created on first use)."""
+    with _named_lock:
+        found = _named.get(name)
+        if found is None:
+            found = _named[name] = _new_store(max_entries, max_bytes, policy)
+        return found
+
+
+class MemoryBackend:
+    """Bytes in a bounded in-process store (lru, lfu or W-TinyLFU eviction)."""
+
+    remote = False
+
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        max_entries: int | None = None,
+        max_bytes: int | None = None,
+        policy: Policy = "tinylfu",
+    ) -> None:
+        if name:
+            self._store, self._lock = shared_store(name, max_entries, max_bytes, policy)
+        else:
+            self._store, self._lock = _new_store(max_entries, max_bytes, policy)
+        self._clock = time.monotonic  # the clock every Store here runs on
+
+    @property
+    def evictions(self) -> int:
+        return self._store.evictions
+
+    def get(self, key: str) -> bytes | None:
+        value = self._store.get(key)
+        if value is None or type(value) is bytes:
+            return value
+        raise wrong_type(key)
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        get = self._store.get
+        # MGET semantics: a key holding a hash reads as absent.
+        return [v if type(v := get(k)) is bytes else None for k in keys]
+
+    def set(self, key: str, value: bytes, ttl: float | None = None, *, nx: bool = False) -> bool:
+        size = _size(key, value)
+        if nx:
+            return self._store.add(key, value, size=size, ttl=ttl)
+        return self._store.set(key, value, size=size, ttl=ttl)
+
+    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+        with self._lock:
+            for key, value in items.items():
+                self._store.set(key, value, size=_size(key, value), ttl=ttl)
+
+    def delete(self, key: str) -> bool:
+        return self._store.delete(key)
+
+    def delete_many(self, keys: Sequence[str]) -> int:
+        return self._store.delete_many(keys)
+
+    def exists(self, key: str) -> bool:
+        return self._store.peek(key) is not None
+
+    def touch(self, key: str, ttl: float | None) -> bool:
+        return self._store.touch(key, ttl)
+
+    def ttl(self, key: str) -> float | None:
+        with self._lock:
+            try:
+                at = self._store.expires_at(key)
+            except KeyError:
+                return None
+            if at is None:
+                return math.inf
+            return max(0.0, at - self._clock())
+
+    def incr(self, key: str, delta: int, ttl: float | None = None) -> int:
+        with self._lock:
+            raw = self._store.peek(key)
+            if raw is None:
+                value, lifetime = delta, ttl
+            else:
+                if not isinstance(raw, bytes):
+                    raise wrong_type(key)
+                if not is_int_payload(raw):
+                    raise ValueError("the stored value is not an integer")
+                value = int(raw) + delta
+                at = self._store.expires_at(key)
+                lifetime = None if at is None else at - self._clock()
+                if lifetime is not None and lifetime <= 0:
+                    value, lifetime = delta, ttl
+            if not -(1 << 63) <= value < (1 << 63):
+                raise ValueError("increment would overflow a 64-bit integer")
+            encoded = b"%d" % value
+            self._store.set(key, encoded, size=_size(key, encoded), ttl=lifetime)
+            return value
+
+    def scan(self, pattern: str, count: int = 500) -> Iterator[list[str]]:
+        match = compile_glob(pattern).match
+        keys = [k for k in self._store.keys("") if match(k)]
+        for start in range(0, len(keys), count):
+            yield keys[start : start + count]
+
+    def delete_matching(self, pattern: str) -> int:
+        return sum(self._store.delete_many(batch) for batch in self.scan(pattern))
+
+    def hset(self, key: str, mapping: Mapping[str, bytes]) -> int:
+        with self._lock:
+            current = self._hash(key)
+            at = self._store.expires_at(key) if current is not None else None
+            fields = dict(current or {})
+            added = sum(1 for f in mapping if f not in fields)
+            fields.update(mapping)
+            lifetime = None if at is None else max(at - self._clock(), 1e-9)
+            self._store.set(key, fields, size=_size(key, fields), ttl=lifetime)
+            return added
+
+    def hget(self, key: str, field: str) -> bytes | None:
+        fields = self._hash(key)
+        return None if fields is None else fields.get(field)
+
+    def hgetall(self, key: str) -> dict[str, bytes]:
+        return dict(self._hash(key) or {})
+
+    def hdel(self, key: str, fields: Sequence[str]) -> int:
+        with self._lock:
+            current = self._hash(key)
+            if current is None:
+                return 0
+            remaining = {f: v for f, v in current.items() if f not in set(fields)}
+            removed = len(current) - len(remaining)
+            if not remaining:
+                self._store.delete(key)
+            elif removed:
+                at = self._store.expires_at(key)
+                lifetime = None if at is None else max(at - self._clock(), 1e-9)
+                self._store.set(key, remaining, size=_size(key, remaining), ttl=lifetime)
+            return removed
+
+    def _hash(self, key: str) -> dict[str, bytes] | None:
+        value = self._store.peek(key)
+        if value is None or isinstance(value, dict):
+            return value
+        raise wrong_type(key)
+
+    def close(self) -> None:
+        return None

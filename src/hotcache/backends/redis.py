@@ -1,0 +1,124 @@
+"""What the sync and async Redis backends share: connection settings, error
+mapping, scripts and glob translation. The I/O itself is in ``_async/redis.py``
+(and its generated twin ``_sync/redis.py``)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import redis
+import redis.asyncio
+import redis.asyncio.retry
+import redis.retry
+from redis.backoff import NoBackoff
+
+from .._errors import BackendError, BackendTimeout, BackendUnavailable
+from .._url import ParsedURL
+
+__all__ = [
+    "INCR_WITH_TTL",
+    "PERSIST_IF_EXISTS",
+    "AsyncRedisClient",
+    "SyncRedisClient",
+    "connection_kwargs",
+    "map_exceptions",
+    "redis_glob",
+]
+
+AsyncRedisClient = redis.asyncio.Redis
+SyncRedisClient = redis.Redis
+AsyncRetry = redis.asyncio.retry.Retry
+SyncRetry = redis.retry.Retry
+
+DEFAULT_TIMEOUT = 0.25
+DEFAULT_RETRIES = 1
+
+# INCRBY creates missing keys; the ttl applies only to a counter this call created.
+INCR_WITH_TTL = """
+local created = redis.call('EXISTS', KEYS[1]) == 0
+local value = redis.call('INCRBY', KEYS[1], ARGV[1])
+if created then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return value
+"""
+
+# PERSIST answers 0 for a key that exists without a ttl; touch must answer 1.
+PERSIST_IF_EXISTS = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('PERSIST', KEYS[1])
+return 1
+"""
+
+
+def connection_kwargs(
+    url: ParsedURL, options: Mapping[str, Any], retry_class: type
+) -> dict[str, Any]:
+    """Return redis-py client arguments for a parsed URL and its options.
+
+    Timeouts are short and retries few on purpose: the cache is an optimisation,
+    and redis-py's defaults (seconds, with retries) would stall every request
+    while Redis is away.
+    """
+    kwargs: dict[str, Any] = {
+        "socket_timeout": options.get("timeout", DEFAULT_TIMEOUT),
+        "socket_connect_timeout": options.get("connect_timeout", DEFAULT_TIMEOUT),
+        "retry": retry_class(
+            NoBackoff(),
+            options.get("retries", DEFAULT_RETRIES),
+            # No TimeoutError here: a hung server must cost one timeout, not two.
+            # (Not retry_on_timeout=False: redis-py >= 6 warns on any use of it.)
+            supported_errors=(redis.exceptions.ConnectionError, ConnectionResetError),
+        ),
+        "db": options.get("db", 0),
+        "username": url.username,
+        "password": url.password,
+        "health_check_interval": options.get("health_check_interval", 0),
+    }
+    if url.scheme == "unix":
+        kwargs["unix_socket_path"] = url.path
+    else:
+        kwargs["host"] = url.host
+        kwargs["port"] = url.port
+    if url.scheme == "rediss":
+        kwargs["ssl"] = True
+        kwargs["ssl_cert_reqs"] = options.get("ssl_cert_reqs", "required")
+        for name in ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_check_hostname"):
+            if name in options:
+                kwargs[name] = options[name]
+    for name in ("client_name", "max_connections"):
+        if name in options:
+            kwargs[name] = options[name]
+    if "protocol" in options:
+        kwargs["protocol"] = int(options["protocol"])
+    return kwargs
+
+
+@contextlib.contextmanager
+def map_exceptions() -> Iterator[None]:
+    """Translate redis-py and socket errors into hotcache's, in one place."""
+    try:
+        yield
+    except (redis.exceptions.TimeoutError, TimeoutError) as exc:
+        raise BackendTimeout(f"redis: {exc or 'timed out'}") from exc
+    except (redis.exceptions.ConnectionError, OSError) as exc:
+        raise BackendUnavailable(f"redis: {exc}") from exc
+    except redis.exceptions.ResponseError as exc:
+        text = str(exc)
+        if "not an integer" in text or "overflow" in text:
+            raise ValueError(
+                f"the stored value is not an integer or would overflow: {text}"
+            ) from exc
+        raise BackendError(f"redis: {text}") from exc
+    except redis.exceptions.RedisError as exc:
+        raise BackendError(f"redis: {exc}") from exc
+
+
+def redis_glob(pattern: str) -> str:
+    """Translate the portable glob dialect to Redis's (backslash escapes, ``[^``)."""
+    return pattern.replace("\\", "\\\\").replace("[!", "[^")
+
+
+def milliseconds(ttl: float) -> int:
+    """Return a positive whole number of milliseconds for a ttl in seconds."""
+    return max(1, round(ttl * 1000))

@@ -1,0 +1,466 @@
+"""``sqlite:///path.db``: the embedded backend, one file shared by every process.
+
+WAL mode lets readers run beside one writer; each write is one ``BEGIN
+IMMEDIATE`` transaction (so lock upgrades never deadlock), each multi-key
+operation is one transaction, and ``busy_timeout`` makes contending processes
+wait instead of failing. Connections are per thread and are dropped in a forked
+child. Lifetimes are wall-clock times (``time.time()``) because several processes
+compare them. Size is bounded by ``max_bytes``/``max_entries``: expired entries go
+first, then the least recently stored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sqlite3
+import struct
+import threading
+import time
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
+
+from .._core.envelope import is_int_payload
+from .._errors import BackendError, BackendTimeout, BackendUnavailable, ConfigError
+from ._common import wrong_type
+
+__all__ = ["SQLiteBackend"]
+
+DEFAULT_MAX_BYTES = 1 << 30
+PLAIN, HASH = 0, 1
+_PURGE_EVERY = 64
+_PURGE_BATCH = 256
+_DELETE_BATCH = 1000
+_LEN = struct.Struct("!I")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS hc_entries (
+    key TEXT PRIMARY KEY NOT NULL,
+    value BLOB NOT NULL,
+    kind INTEGER NOT NULL DEFAULT 0,
+    expires_at REAL,
+    stored_at REAL NOT NULL,
+    size INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS hc_entries_expiry ON hc_entries(expires_at)
+    WHERE expires_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS hc_entries_stored ON hc_entries(stored_at);
+CREATE TABLE IF NOT EXISTS hc_meta (name TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO hc_meta VALUES ('count', 0), ('bytes', 0), ('evictions', 0);
+CREATE TRIGGER IF NOT EXISTS hc_entries_insert AFTER INSERT ON hc_entries BEGIN
+    UPDATE hc_meta SET value = value + 1 WHERE name = 'count';
+    UPDATE hc_meta SET value = value + NEW.size WHERE name = 'bytes';
+END;
+CREATE TRIGGER IF NOT EXISTS hc_entries_delete AFTER DELETE ON hc_entries BEGIN
+    UPDATE hc_meta SET value = value - 1 WHERE name = 'count';
+    UPDATE hc_meta SET value = value - OLD.size WHERE name = 'bytes';
+END;
+CREATE TRIGGER IF NOT EXISTS hc_entries_update AFTER UPDATE OF size ON hc_entries BEGIN
+    UPDATE hc_meta SET value = value + NEW.size - OLD.size WHERE name = 'bytes';
+END;
+"""
+
+_LIVE = "(expires_at IS NULL OR expires_at > ?)"
+_GET = f"SELECT value, kind FROM hc_entries WHERE key = ? AND {_LIVE}"
+_UPSERT = (
+    "INSERT INTO hc_entries (key, value, kind, expires_at, stored_at, size) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
+    "kind = excluded.kind, expires_at = excluded.expires_at, "
+    "stored_at = excluded.stored_at, size = excluded.size"
+)
+_UPSERT_IF_DEAD = (
+    _UPSERT + " WHERE hc_entries.expires_at IS NOT NULL AND hc_entries.expires_at <= ?"
+)
+
+_backends: weakref.WeakSet[SQLiteBackend] = weakref.WeakSet()
+
+
+def _forget_connections_after_fork() -> None:
+    for backend in list(_backends):
+        backend._local = threading.local()
+
+
+os.register_at_fork(after_in_child=_forget_connections_after_fork)
+
+
+@contextlib.contextmanager
+def map_exceptions() -> Iterator[None]:
+    """Translate sqlite3 errors into hotcache's, in one place."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            raise BackendTimeout(f"sqlite: {text}") from exc
+        if "unable to open" in text or "disk I/O" in text:
+            raise BackendUnavailable(f"sqlite: {text}") from exc
+        raise BackendError(f"sqlite: {text}") from exc
+    except sqlite3.Error as exc:
+        raise BackendError(f"sqlite: {exc}") from exc
+
+
+def pack_hash(fields: Mapping[str, bytes]) -> bytes:
+    out = bytearray()
+    for name, value in fields.items():
+        raw = name.encode("utf-8")
+        out += _LEN.pack(len(raw)) + raw + _LEN.pack(len(value)) + value
+    return bytes(out)
+
+
+def unpack_hash(blob: bytes) -> dict[str, bytes]:
+    fields, pos = {}, 0
+    while pos < len(blob):
+        (size,) = _LEN.unpack_from(blob, pos)
+        name = blob[pos + 4 : pos + 4 + size].decode("utf-8")
+        pos += 4 + size
+        (size,) = _LEN.unpack_from(blob, pos)
+        fields[name] = blob[pos + 4 : pos + 4 + size]
+        pos += 4 + size
+    return fields
+
+
+class SQLiteBackend:
+    """Bytes in one SQLite file, safe for many threads and processes at once."""
+
+    remote = True
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        max_entries: int | None = None,
+        max_bytes: int | None = None,
+        busy_timeout: float = 10.0,
+    ) -> None:
+        if path in {":memory:", ""} or path.startswith("file::memory:"):
+            raise ConfigError(
+                "an in-memory SQLite database is private to one connection: use memory://"
+            )
+        self.path = os.path.abspath(os.path.expanduser(path))
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes or DEFAULT_MAX_BYTES
+        self._busy_ms = int(busy_timeout * 1000)
+        self._local = threading.local()
+        self._writes = 0
+        self._closed = False
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        self._prepare_file()
+        with map_exceptions():
+            conn = self._conn()
+            try:
+                conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        _backends.add(self)
+
+    def _prepare_file(self) -> None:
+        folder = os.path.dirname(self.path)
+        try:
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+            # Payloads may be pickles: only this user may read or write them.
+            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+        except OSError as exc:
+            raise ConfigError(f"cannot create the SQLite cache file {self.path}: {exc}") from None
+
+    def _conn(self) -> sqlite3.Connection:
+        try:
+            return self._local.conn  # type: ignore[no-any-return]
+        except AttributeError:
+            pass
+        if self._closed:
+            raise BackendUnavailable("sqlite: the cache is closed")
+        # check_same_thread=False only so close() may close every thread's connection;
+        # each connection is otherwise used by the thread that opened it.
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self._busy_ms / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        self._local.conn = conn
+        with self._all_lock:
+            self._all.append(conn)
+        return conn
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """Run a block in one IMMEDIATE transaction, then enforce the bounds."""
+        with map_exceptions():
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                self._writes += 1
+                if self._writes % _PURGE_EVERY == 0:
+                    self._purge_expired(conn, _PURGE_BATCH)
+                self._enforce_bounds(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def _purge_expired(self, conn: sqlite3.Connection, limit: int) -> int:
+        return conn.execute(
+            "DELETE FROM hc_entries WHERE key IN (SELECT key FROM hc_entries "
+            "WHERE expires_at <= ? LIMIT ?)",
+            (time.time(), limit),
+        ).rowcount
+
+    def _enforce_bounds(self, conn: sqlite3.Connection) -> None:
+        count, size = self._totals(conn)
+        if size <= self.max_bytes and (self.max_entries is None or count <= self.max_entries):
+            return
+        self._purge_expired(conn, 1 << 30)
+        evicted = 0
+        while True:
+            count, size = self._totals(conn)
+            over_entries = 0 if self.max_entries is None else count - self.max_entries
+            if over_entries <= 0 and size <= self.max_bytes:
+                break
+            batch = max(over_entries, 1 if size <= self.max_bytes else 16)
+            evicted += conn.execute(
+                "DELETE FROM hc_entries WHERE key IN "
+                "(SELECT key FROM hc_entries ORDER BY stored_at LIMIT ?)",
+                (batch,),
+            ).rowcount
+        conn.execute("UPDATE hc_meta SET value = value + ? WHERE name = 'evictions'", (evicted,))
+
+    @staticmethod
+    def _totals(conn: sqlite3.Connection) -> tuple[int, int]:
+        rows = dict(
+            conn.execute("SELECT name, value FROM hc_meta WHERE name IN ('count', 'bytes')")
+        )
+        return rows["count"], rows["bytes"]
+
+    @property
+    def evictions(self) -> int:
+        with map_exceptions():
+            row = self._conn().execute("SELECT value FROM hc_meta WHERE name = 'evictions'")
+            return int(row.fetchone()[0])
+
+    # -- plain values ---------------------------------------------------------------
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            row = self._conn().execute(_GET, (key, time.time())).fetchone()
+        except sqlite3.Error:
+            with map_exceptions():
+                raise
+        if row is None:
+            return None
+        if row[1] != PLAIN:
+            raise wrong_type(key)
+        return row[0]  # type: ignore[no-any-return]
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        found: dict[str, bytes] = {}
+        now = time.time()
+        with map_exceptions():
+            conn = self._conn()
+            unique = list(dict.fromkeys(keys))
+            for start in range(0, len(unique), 500):
+                chunk = unique[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(
+                    f"SELECT key, value FROM hc_entries WHERE key IN ({marks}) "
+                    f"AND kind = {PLAIN} AND {_LIVE}",
+                    (*chunk, now),
+                )
+                found.update(rows)
+        return [found.get(key) for key in keys]
+
+    def set(self, key: str, value: bytes, ttl: float | None = None, *, nx: bool = False) -> bool:
+        now = time.time()
+        expires = None if ttl is None else now + ttl
+        row = (key, value, PLAIN, expires, now, len(key) + len(value))
+        with self._write() as conn:
+            if nx:
+                return conn.execute(_UPSERT_IF_DEAD, (*row, now)).rowcount > 0
+            conn.execute(_UPSERT, row)
+            return True
+
+    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+        now = time.time()
+        expires = None if ttl is None else now + ttl
+        rows = [(k, v, PLAIN, expires, now, len(k) + len(v)) for k, v in items.items()]
+        with self._write() as conn:
+            conn.executemany(_UPSERT, rows)
+
+    def delete(self, key: str) -> bool:
+        with self._write() as conn:
+            return self._delete_live(conn, [key]) > 0
+
+    def delete_many(self, keys: Sequence[str]) -> int:
+        with self._write() as conn:
+            return self._delete_live(conn, list(dict.fromkeys(keys)))
+
+    @staticmethod
+    def _delete_live(conn: sqlite3.Connection, keys: list[str]) -> int:
+        now, live = time.time(), 0
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            live += conn.execute(
+                f"SELECT COUNT(*) FROM hc_entries WHERE key IN ({marks}) AND {_LIVE}",
+                (*chunk, now),
+            ).fetchone()[0]
+            conn.execute(f"DELETE FROM hc_entries WHERE key IN ({marks})", chunk)
+        return int(live)
+
+    def exists(self, key: str) -> bool:
+        with map_exceptions():
+            sql = f"SELECT 1 FROM hc_entries WHERE key = ? AND {_LIVE}"
+            return self._conn().execute(sql, (key, time.time())).fetchone() is not None
+
+    def touch(self, key: str, ttl: float | None) -> bool:
+        now = time.time()
+        expires = None if ttl is None else now + ttl
+        with self._write() as conn:
+            sql = f"UPDATE hc_entries SET expires_at = ? WHERE key = ? AND {_LIVE}"
+            return conn.execute(sql, (expires, key, now)).rowcount > 0
+
+    def ttl(self, key: str) -> float | None:
+        now = time.time()
+        with map_exceptions():
+            sql = f"SELECT expires_at FROM hc_entries WHERE key = ? AND {_LIVE}"
+            row = self._conn().execute(sql, (key, now)).fetchone()
+        if row is None:
+            return None
+        return math.inf if row[0] is None else max(0.0, row[0] - now)
+
+    def incr(self, key: str, delta: int, ttl: float | None = None) -> int:
+        with self._write() as conn:
+            now = time.time()
+            row = conn.execute(
+                f"SELECT value, kind, expires_at FROM hc_entries WHERE key = ? AND {_LIVE}",
+                (key, now),
+            ).fetchone()
+            if row is None:
+                value, expires = delta, (None if ttl is None else now + ttl)
+            else:
+                if row[1] != PLAIN:
+                    raise wrong_type(key)
+                if not is_int_payload(row[0]):
+                    raise ValueError("the stored value is not an integer")
+                value, expires = int(row[0]) + delta, row[2]
+            if not -(1 << 63) <= value < (1 << 63):
+                raise ValueError("increment would overflow a 64-bit integer")
+            encoded = b"%d" % value
+            conn.execute(_UPSERT, (key, encoded, PLAIN, expires, now, len(key) + len(encoded)))
+            return value
+
+    # -- patterns -------------------------------------------------------------------
+
+    def scan(self, pattern: str, count: int = 500) -> Iterator[list[str]]:
+        after = ""
+        while True:
+            with map_exceptions():
+                rows = (
+                    self._conn()
+                    .execute(
+                        f"SELECT key FROM hc_entries WHERE key GLOB ? AND key > ? AND {_LIVE} "
+                        "ORDER BY key LIMIT ?",
+                        (pattern, after, time.time(), count),
+                    )
+                    .fetchall()
+                )
+            if not rows:
+                return
+            batch = [row[0] for row in rows]
+            after = batch[-1]
+            yield batch
+
+    def delete_matching(self, pattern: str) -> int:
+        deleted = 0
+        while True:
+            # Short transactions: other processes write between the batches.
+            with self._write() as conn:
+                now = time.time()
+                keys = [
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT key FROM hc_entries WHERE key GLOB ? LIMIT ?",
+                        (pattern, _DELETE_BATCH),
+                    )
+                ]
+                if keys:
+                    marks = ",".join("?" * len(keys))
+                    deleted += conn.execute(
+                        f"SELECT COUNT(*) FROM hc_entries WHERE key IN ({marks}) AND {_LIVE}",
+                        (*keys, now),
+                    ).fetchone()[0]
+                    conn.execute(f"DELETE FROM hc_entries WHERE key IN ({marks})", keys)
+            if len(keys) < _DELETE_BATCH:
+                return deleted
+
+    # -- hashes ---------------------------------------------------------------------
+
+    def _read_hash(
+        self, conn: sqlite3.Connection, key: str
+    ) -> tuple[dict[str, bytes], float | None] | None:
+        row = conn.execute(
+            f"SELECT value, kind, expires_at FROM hc_entries WHERE key = ? AND {_LIVE}",
+            (key, time.time()),
+        ).fetchone()
+        if row is None:
+            return None
+        if row[1] != HASH:
+            raise wrong_type(key)
+        return unpack_hash(row[0]), row[2]
+
+    def _write_hash(
+        self, conn: sqlite3.Connection, key: str, fields: dict[str, bytes], expires: float | None
+    ) -> None:
+        if not fields:
+            conn.execute("DELETE FROM hc_entries WHERE key = ?", (key,))
+            return
+        blob = pack_hash(fields)
+        conn.execute(_UPSERT, (key, blob, HASH, expires, time.time(), len(key) + len(blob)))
+
+    def hset(self, key: str, mapping: Mapping[str, bytes]) -> int:
+        with self._write() as conn:
+            found = self._read_hash(conn, key)
+            fields, expires = found if found is not None else ({}, None)
+            added = sum(1 for name in mapping if name not in fields)
+            fields.update(mapping)
+            self._write_hash(conn, key, fields, expires)
+            return added
+
+    def hget(self, key: str, field: str) -> bytes | None:
+        with map_exceptions():
+            found = self._read_hash(self._conn(), key)
+        return None if found is None else found[0].get(field)
+
+    def hgetall(self, key: str) -> dict[str, bytes]:
+        with map_exceptions():
+            found = self._read_hash(self._conn(), key)
+        return {} if found is None else found[0]
+
+    def hdel(self, key: str, fields: Sequence[str]) -> int:
+        with self._write() as conn:
+            found = self._read_hash(conn, key)
+            if found is None:
+                return 0
+            current, expires = found
+            removed = sum(1 for name in set(fields) if current.pop(name, None) is not None)
+            if removed:
+                self._write_hash(conn, key, current, expires)
+            return removed
+
+    def close(self) -> None:
+        """Close every connection this backend opened (in any thread)."""
+        self._closed = True
+        with self._all_lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        self._local = threading.local()
