@@ -119,7 +119,10 @@ class CacheBase:
     def stats(self) -> dict[str, int]:
         """Return a snapshot of this cache's counters."""
         out = self._stats.snapshot()
-        out["evictions"] = self._backend_evictions()
+        try:
+            out["evictions"] = self._backend_evictions()
+        except BackendError:
+            out["evictions"] = -1  # unknown while the backend is unreachable
         out["breaker_trips"] = self._breaker.trips
         return out
 

@@ -155,7 +155,8 @@ def redact(url: str) -> str:
         user = userinfo.split(":", 1)[0]
         netloc = f"{user}:***@{hostport}" if ":" in userinfo else f"{user}@{hostport}"
     query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-    shown = [(k, "***" if k in OPTIONS and OPTIONS[k].secret else v) for k, v in query]
+    # An unknown name may be a misspelt secret (?pasword=...): hide its value too.
+    shown = [(k, "***" if k not in OPTIONS or OPTIONS[k].secret else v) for k, v in query]
     query_text = urllib.parse.urlencode(shown, safe="*/:")
     return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query_text}" if query_text else "")
 

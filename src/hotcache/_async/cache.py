@@ -86,7 +86,8 @@ class AsyncCache(CacheBase):
     async def get(self, key: KeyLike, default: D | None = None) -> Any | D | None:
         """Return the value stored under ``key``, or ``default`` on a miss."""
         k = self._keys.encode(key)
-        if self._breaker.open_until and self._blocked():
+        breaker = self._breaker
+        if breaker.open_until and self._blocked():
             raw = None
         else:
             try:
@@ -95,7 +96,7 @@ class AsyncCache(CacheBase):
                 self._failed(exc)
                 raw = None
             else:
-                if self._breaker.failures or self._breaker.open_until:
+                if breaker.failures or breaker.open_until:
                     self._succeeded()
         if raw is None:
             self._stats.misses += 1
@@ -112,23 +113,16 @@ class AsyncCache(CacheBase):
     async def get_many(self, keys: Iterable[KeyLike]) -> dict[KeyLike, Any]:
         """Return ``{key: value}`` for the keys that hit, in one round trip."""
         wanted = list(keys)
-        encoded = [self._keys.encode(key) for key in wanted]
+        encoded = self._keys.encode_many(wanted)
         if not encoded:
             return {}
         absent: list[bytes | None] = [None] * len(encoded)
         raws = await self._call(absent, self._backend.get_many, encoded)
-        found: dict[KeyLike, Any] = {}
-        for key, k, raw in zip(wanted, encoded, raws, strict=True):
-            if raw is None:
-                self._stats.misses += 1
-                continue
-            try:
-                found[key] = self._codec.decode(k, raw)[0]
-            except DecodeError as exc:
-                self._stats.misses += 1
-                await self._heal(k, exc)
-                continue
-            self._stats.hits += 1
+        found, hits, broken = self._codec.decode_many(encoded, raws, wanted)
+        self._stats.hits += hits
+        self._stats.misses += len(encoded) - hits
+        for k, exc in broken:
+            await self._heal(k, exc)
         return found
 
     async def exists(self, key: KeyLike) -> bool:

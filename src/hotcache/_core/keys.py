@@ -16,6 +16,7 @@ apart from any literal key.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 __all__ = [
     "MAX_KEY_BYTES",
@@ -32,7 +33,8 @@ KeyLike = str | bytes | int
 MAX_KEY_BYTES = 200
 _READABLE_PREFIX_CHARS = 80
 _HEADER_ESCAPES = {c: f"%{ord(c):02X}" for c in "%:!@#"}
-_GLOB_SPECIAL = frozenset("*?[]\\")
+# "]" is literal outside a bracket everywhere, and Redis reads "[]]" as an empty class.
+_GLOB_SPECIAL = frozenset("*?[\\")
 
 
 def _escape(part: str) -> str:
@@ -56,7 +58,7 @@ def header(namespace: str, *, tenant: str | None = None, version: str | None = N
 def key_text(key: object) -> str:
     """Return the text form of a user key, or raise ``TypeError``/``ValueError``."""
     if type(key) is str:
-        return key
+        return key if key.isascii() else _unicode(key)
     if isinstance(key, bool):
         raise TypeError("cache keys must be str, bytes or int, not bool")
     if isinstance(key, int):
@@ -67,8 +69,17 @@ def key_text(key: object) -> str:
         except UnicodeDecodeError:
             raise ValueError("bytes cache keys must be valid UTF-8") from None
     if isinstance(key, str):
-        return str.__str__(key)
+        return _unicode(str.__str__(key))
     raise TypeError(f"cache keys must be str, bytes or int, not {type(key).__name__}")
+
+
+def _unicode(text: str) -> str:
+    # A lone surrogate has no UTF-8 form: Redis and SQLite could not store the key.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("str cache keys must not contain lone surrogates") from None
+    return text
 
 
 def glob_escape(text: str) -> str:
@@ -101,13 +112,27 @@ class KeyEncoder:
             self._cache[key] = out
         return out
 
+    def encode_many(self, keys: Sequence[KeyLike]) -> list[str]:
+        """Return the backend keys for ``keys``, in order (one call for a batch)."""
+        memo, encode = self._cache, self.encode
+        try:
+            return [memo[key] if key in memo else encode(key) for key in keys]
+        except TypeError:
+            # An unhashable key: encode one by one so its own error is the one raised.
+            return [encode(key) for key in keys]
+
     def _encode(self, key: object) -> str:
         text = key_text(key)
         full = self._head + text
         if len(full) * 4 <= MAX_KEY_BYTES or len(full.encode("utf-8")) <= MAX_KEY_BYTES:
             return full
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:40]
-        return f"{self._hashed_head}{text[:_READABLE_PREFIX_CHARS]}~{digest}"
+        prefix = text[:_READABLE_PREFIX_CHARS]
+        if not prefix.isascii():
+            # Bound the prefix in bytes, not characters: 80 emoji are 320 bytes.
+            raw = prefix.encode("utf-8")[:_READABLE_PREFIX_CHARS]
+            prefix = raw.decode("utf-8", "ignore")
+        return f"{self._hashed_head}{prefix}~{digest}"
 
     def pattern(self) -> str:
         """Return a glob matching every key under this header (hashed ones too)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import pickle
-import re
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -37,7 +36,7 @@ class PickleSerializer:
 
 
 class JsonSerializer:
-    """JSON; orjson when installed, the standard library otherwise (same wire form)."""
+    """JSON; orjson when installed, the standard library otherwise (each reads the other's)."""
 
     id = 2
     name = "json"
@@ -65,16 +64,17 @@ class JsonSerializer:
                     raise ValueError("NaN and infinite floats are not JSON")
                 return out
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        return text.encode("utf-8")
+        # The leading space (still JSON) routes this payload to the stdlib on read:
+        # orjson would turn integers beyond 64 bits into floats.
+        return _STDLIB_MARK + text.encode("utf-8")
 
     def loads(self, data: bytes) -> Any:
-        # orjson reads integers beyond 64 bits as floats; the stdlib keeps them exact.
-        if self._orjson is not None and not _LONG_DIGITS.search(data):
+        if self._orjson is not None and data[:1] != _STDLIB_MARK:
             return self._orjson.loads(data)
         return json.loads(data)
 
 
-_LONG_DIGITS = re.compile(rb"\d{19}")
+_STDLIB_MARK = b" "
 
 
 def _has_non_finite(value: Any) -> bool:

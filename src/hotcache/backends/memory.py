@@ -68,7 +68,7 @@ class MemoryBackend:
         *,
         max_entries: int | None = None,
         max_bytes: int | None = None,
-        policy: Policy = "tinylfu",
+        policy: Policy = "lru",
     ) -> None:
         if name:
             self._store, self._lock = shared_store(name, max_entries, max_bytes, policy)

@@ -35,11 +35,15 @@ SyncRetry = redis.retry.Retry
 DEFAULT_TIMEOUT = 0.25
 DEFAULT_RETRIES = 1
 
-# INCRBY creates missing keys; the ttl applies only to a counter this call created.
+# INCRBY creates missing keys; the ttl applies only to a counter this call created,
+# and a ttl of 0 ms (ttl=0: "not stored") removes it at once.
 INCR_WITH_TTL = """
 local created = redis.call('EXISTS', KEYS[1]) == 0
 local value = redis.call('INCRBY', KEYS[1], ARGV[1])
-if created then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if created then
+    if ARGV[2] == '0' then redis.call('DEL', KEYS[1])
+    else redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+end
 return value
 """
 
@@ -115,10 +119,39 @@ def map_exceptions() -> Iterator[None]:
 
 
 def redis_glob(pattern: str) -> str:
-    """Translate the portable glob dialect to Redis's (backslash escapes, ``[^``)."""
-    return pattern.replace("\\", "\\\\").replace("[!", "[^")
+    """Translate the portable glob dialect to Redis's (backslash escapes, ``[^``).
+
+    Portable (fnmatch, SQLite): no backslash escapes, ``[!..]`` or ``[^..]`` negate,
+    and a ``]`` first in a class is literal (``[]]``). Redis ends a class at the
+    first ``]`` and escapes with a backslash, so ``[]]`` must become ``[\\]]``.
+    """
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        char = pattern[i]
+        i += 1
+        if char == "\\":
+            out.append("\\\\")
+            continue
+        if char != "[":
+            out.append(char)
+            continue
+        start = i + 1 if pattern[i : i + 1] in ("!", "^") else i
+        end = pattern.find("]", start + 1 if pattern[start : start + 1] == "]" else start)
+        if end < 0:  # no closing bracket: a literal "[", as fnmatch reads it
+            out.append("\\[")
+            continue
+        body = pattern[start:end].replace("\\", "\\\\").replace("]", "\\]")
+        out.append("[" + ("^" if start > i else "") + body + "]")
+        i = end + 1
+    return "".join(out)
+
+
+# Redis refuses a PX/PEXPIRE past LLONG_MAX milliseconds from now; a ttl of
+# sys.maxsize seconds must still store (as memory and SQLite do): cap it at ~285,000 years.
+MAX_MILLISECONDS = 2**53
 
 
 def milliseconds(ttl: float) -> int:
     """Return a positive whole number of milliseconds for a ttl in seconds."""
-    return max(1, round(ttl * 1000))
+    return max(1, min(round(ttl * 1000), MAX_MILLISECONDS))

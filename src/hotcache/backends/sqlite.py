@@ -76,8 +76,18 @@ _UPSERT_IF_DEAD = (
 _backends: weakref.WeakSet[SQLiteBackend] = weakref.WeakSet()
 
 
+# Connections a forked child inherited: kept referenced and never closed there, since
+# closing one (sqlite3 also closes on garbage collection) could roll back or checkpoint
+# through the shared WAL index behind the parent's back.
+_inherited: list[list[sqlite3.Connection]] = []
+
+
 def _forget_connections_after_fork() -> None:
     for backend in list(_backends):
+        _inherited.append(backend._all)
+        backend._all = []
+        # Another thread may have held the lock at fork time; the child needs its own.
+        backend._all_lock = threading.Lock()
         backend._local = threading.local()
 
 
@@ -182,12 +192,29 @@ class SQLiteBackend:
             check_same_thread=False,
         )
         conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
-        conn.execute("PRAGMA journal_mode = WAL")
+        self._enable_wal(conn)
         conn.execute("PRAGMA synchronous = NORMAL")
         self._local.conn = conn
         with self._all_lock:
             self._all.append(conn)
         return conn
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch the file to WAL, waiting while another opener switches it.
+
+        On a fresh file several processes race to change the journal mode, and
+        SQLite answers the losers "database is locked" at once, without busy_timeout.
+        """
+        deadline = time.monotonic() + self._busy_ms / 1000
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    conn.close()
+                    raise
+            time.sleep(0.005)
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -266,15 +293,20 @@ class SQLiteBackend:
         with map_exceptions():
             conn = self._conn()
             unique = list(dict.fromkeys(keys))
-            for start in range(0, len(unique), 500):
-                chunk = unique[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                rows = conn.execute(
-                    f"SELECT key, value FROM hc_entries WHERE key IN ({marks}) "
-                    f"AND kind = {PLAIN} AND {_LIVE}",
-                    (*chunk, now),
-                )
-                found.update(rows)
+            # One read transaction: every chunk sees the same snapshot.
+            conn.execute("BEGIN")
+            try:
+                for start in range(0, len(unique), 500):
+                    chunk = unique[start : start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    rows = conn.execute(
+                        f"SELECT key, value FROM hc_entries WHERE key IN ({marks}) "
+                        f"AND kind = {PLAIN} AND {_LIVE}",
+                        (*chunk, now),
+                    )
+                    found.update(rows)
+            finally:
+                conn.execute("COMMIT")
         return [found.get(key) for key in keys]
 
     def set(self, key: str, value: bytes, ttl: float | None = None, *, nx: bool = False) -> bool:

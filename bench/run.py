@@ -1,0 +1,186 @@
+"""Run hotcache and its rivals side by side and print medians and ratios as a table.
+
+Usage: ``python bench/run.py [--quick] [--redis-url URL] [--json FILE] [--only TEXT] [--list]``
+
+Without ``--redis-url`` a private redis-server is started on a free loopback port
+(never 6379) and stopped at the end. ``--quick`` is the smoke size the test suite
+runs: it checks that every scenario still works, its numbers mean little.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# Measure this checkout's hotcache; reuse the tests' private redis-server helper.
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests"), str(Path(__file__).resolve().parent)]
+
+import cachetools  # noqa: E402
+import diskcache  # noqa: E402
+import redis  # noqa: E402
+import redis.utils  # noqa: E402
+from harness import measure  # noqa: E402
+from scenarios import FULL, QUICK, SCENARIOS, Env, Sizes  # noqa: E402
+
+import hotcache  # noqa: E402
+from redis_server import RedisServer  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Row:
+    scenario: str
+    hotcache: str
+    hotcache_ns: float
+    rival: str
+    rival_ns: float
+    ratio: float
+    target: float | None
+
+    @property
+    def met(self) -> bool | None:
+        return None if self.target is None else self.ratio <= self.target
+
+
+def run_scenarios(env: Env, only: str | None) -> list[Row]:
+    """Build, measure and tear down each scenario in turn; return the table rows."""
+    rows: list[Row] = []
+    for name, (builder, payload) in SCENARIOS.items():
+        if only and only not in name:
+            continue
+        print(f"  {name} ...", end="", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        with ExitStack() as cleanup:
+            own = Env(env.sizes, env.redis_url, env.tmpdir, env.loop, cleanup)
+            scenario = builder(own, payload)
+            measure(scenario.contenders, repeats=env.sizes.repeats, warmup=env.sizes.warmup)
+        print(f" {time.perf_counter() - started:.1f}s", file=sys.stderr)
+        mine = scenario.hotcache
+        for rival in scenario.rivals:
+            theirs = rival.contender
+            rows.append(
+                Row(
+                    name,
+                    mine.name,
+                    mine.median,
+                    theirs.name,
+                    theirs.median,
+                    mine.ratio_to(theirs),
+                    rival.target,
+                )
+            )
+    return rows
+
+
+def render(rows: list[Row]) -> str:
+    """Return the rows as a Markdown table."""
+    head = ["scenario", "hotcache ns/op", "rival", "rival ns/op", "ratio", "target", "met?"]
+    body = [
+        [
+            row.scenario,
+            f"{row.hotcache_ns:,.0f}",
+            row.rival,
+            f"{row.rival_ns:,.0f}",
+            f"{row.ratio:.2f}x",
+            "-" if row.target is None else f"<= {row.target:.2f}x",
+            {None: "-", True: "yes", False: "NO"}[row.met],
+        ]
+        for row in rows
+    ]
+    widths = [max(len(line[i]) for line in [head, *body]) for i in range(len(head))]
+    numeric = {1, 3, 4}
+
+    def line(cells: list[str]) -> str:
+        padded = [
+            c.rjust(w) if i in numeric else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "| " + " | ".join(padded) + " |"
+
+    rule = (
+        "|"
+        + "|".join(
+            "-" * (w + 1) + ":" if i in numeric else "-" * (w + 2) for i, w in enumerate(widths)
+        )
+        + "|"
+    )
+    return "\n".join([line(head), rule, *(line(b) for b in body)])
+
+
+def describe(redis_url: str, sizes: Sizes) -> str:
+    """Return one line naming the versions and settings both sides ran with."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        server = client.info("server")["redis_version"]
+    finally:
+        client.close()
+    hiredis = "yes" if redis.utils.HIREDIS_AVAILABLE else "no"
+    return (
+        f"python {platform.python_version()}, hotcache {hotcache.__version__}, "
+        f"redis-py {redis.__version__} (hiredis: {hiredis}, both sides), "
+        f"redis-server {server}, cachetools {cachetools.__version__}, "
+        f"diskcache {diskcache.__version__}; {sizes.repeats} interleaved batches per contender"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke size: a few seconds")
+    parser.add_argument("--redis-url", help="use this Redis instead of a private server")
+    parser.add_argument("--json", type=Path, help="also write the rows to this file")
+    parser.add_argument("--only", help="run only the scenarios whose name contains this")
+    parser.add_argument("--list", action="store_true", help="print the scenario names and exit")
+    args = parser.parse_args(argv)
+    if args.list:
+        print("\n".join(SCENARIOS))
+        return 0
+    sizes = QUICK if args.quick else FULL
+
+    with ExitStack() as stack:
+        redis_url = args.redis_url
+        if redis_url is None:
+            server = RedisServer().start()
+            stack.callback(server.stop)
+            redis_url = server.url
+        tmpdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="hotcache-bench-"))
+        loop = asyncio.new_event_loop()
+        stack.callback(loop.close)
+        size = "quick" if args.quick else "full"
+        print(f"hotcache bench ({size}) on {redis_url}", file=sys.stderr)
+        env = Env(sizes, redis_url, tmpdir, loop, stack)
+        rows = run_scenarios(env, args.only)
+        header = describe(redis_url, sizes)
+
+    print(header)
+    print()
+    print(render(rows))
+    print()
+    print(
+        "ns/op: median over the batches; ratio: median of the per-round hotcache/rival"
+        " ratios (each round runs every contender back to back)."
+    )
+    missed = [r for r in rows if r.met is False]
+    print()
+    met = sum(r.met is True for r in rows)
+    print(f"targets met: {met} of {sum(r.met is not None for r in rows)}")
+    for row in missed:
+        print(f"  missed: {row.scenario} vs {row.rival}: {row.ratio:.2f}x > {row.target:.2f}x")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {"header": header, "rows": [asdict(r) | {"met": r.met} for r in rows]}, indent=2
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
