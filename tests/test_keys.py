@@ -368,3 +368,18 @@ def test_encode_many_raises_the_bad_keys_own_error(bad: Any, error: type[Excepti
     enc.encode("ok")
     with pytest.raises(error):
         enc.encode_many(["ok", bad, "other"])
+
+
+def test_sqlite_pattern_does_not_stop_at_a_nul(tmp_path: Path) -> None:
+    """SQLite's GLOB stops comparing at NUL; the backend must still match exactly."""
+    from hotcache.backends.sqlite import SQLiteBackend
+
+    backend = SQLiteBackend(str(tmp_path / "nul.db"))
+    try:
+        backend.set("ns:a", b"1")
+        backend.set("ns:a\x00b", b"2")
+        assert [k for batch in backend.scan("ns:a") for k in batch] == ["ns:a"]
+        assert backend.delete_matching("ns:a") == 1
+        assert backend.get("ns:a\x00b") == b"2"
+    finally:
+        backend.close()

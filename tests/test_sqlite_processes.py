@@ -388,9 +388,8 @@ def test_multiprocessing_fork_children_share_the_file(tmp_path: Path) -> None:
 def test_fork_in_a_threaded_parent(tmp_path: Path) -> None:
     """Threads that used the cache own connections; a child inherits none of them.
 
-    The thread is idle (parked on an event) when the process forks: forking while
-    another thread is *inside* SQLite can leave SQLite's global mutexes locked in the
-    child, which no library can repair (the POSIX fork-with-threads hazard).
+    The thread is idle (parked on an event) when the process forks; the test below
+    forks while threads are inside SQLite.
     """
     path = tmp_path / "c.db"
     parked, release = threading.Event(), threading.Event()
@@ -424,6 +423,50 @@ def test_fork_in_a_threaded_parent(tmp_path: Path) -> None:
             thread.join()
         assert cache.get("forked") == 90
         assert cache.get("after-fork") == 50
+        assert cache.stats()["errors"] == 0
+    check_file(path).close()
+
+
+def test_fork_while_other_threads_are_inside_sqlite(tmp_path: Path) -> None:
+    """Forks land while other threads write and read: no child inherits SQLite's locks.
+
+    Without the fork gate in backends/sqlite.py a child forked while a thread was
+    inside SQLite hung on its first call (a mutex copied locked) or saw the file
+    locked for good.
+    """
+    path = tmp_path / "c.db"
+    stop = threading.Event()
+    with Cache(url_of(path)) as cache:
+
+        def busy() -> None:
+            n = 0
+            while not stop.is_set():
+                n += 1
+                cache.set(f"busy{n % 50}", n)
+                cache.get(f"busy{(n + 7) % 50}")
+                cache.incr("busy-ops")
+
+        threads = [threading.Thread(target=busy) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        try:
+            while cache.get("busy-ops", 0) < 20:  # the threads are in full swing
+                time.sleep(0.001)
+
+            def child() -> None:
+                for _ in range(20):
+                    cache.incr("forked")
+                cache.set("child", os.getpid())
+                assert cache.get("child") == os.getpid()
+                assert cache.stats()["errors"] == 0
+
+            pids = [in_child(child) for _ in range(8)]
+            assert [exit_code(pid) for pid in pids] == [0] * 8
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+        assert cache.get("forked") == 8 * 20
         assert cache.stats()["errors"] == 0
     check_file(path).close()
 

@@ -139,7 +139,9 @@ class ParsedURL:
 
 def default_sqlite_path() -> str:
     """Return the embedded default file under the user's XDG cache directory."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):  # the XDG spec: relative paths are invalid, ignore them
+        base = os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "hotcache", "cache.db")
 
 

@@ -205,7 +205,9 @@ class AsyncCache(CacheBase):
         """Add ``delta`` atomically and return the new value (absent counts as 0).
 
         ``ttl`` applies only when the counter is created. Counters cannot fail
-        open: when the backend is unreachable this raises ``BackendUnavailable``.
+        open: when the backend is unreachable this raises ``BackendUnavailable``,
+        and ``BackendTimeout`` when it does not answer in time (the increment may
+        then still have happened).
 
         Raises:
             ValueError: the stored value is not an integer.
@@ -238,11 +240,15 @@ class AsyncCache(CacheBase):
         one. Its exceptions propagate and nothing is stored.
         """
         resolve_ttl(ttl, self._default_ttl)
+        errors = self._stats.errors
         value = await self.get(key, MISSING)
         if value is not MISSING:
             return value
         value = await async_produce(producer)
-        await self.set(key, value, ttl)
+        # A read that just failed says the write would fail too: one call pays at
+        # most one timeout. (Another thread's error can skip a write: harmless.)
+        if self._stats.errors == errors:
+            await self.set(key, value, ttl)
         return value
 
     async def clear(self) -> int:

@@ -57,7 +57,11 @@ class Breaker:
         return was_open
 
     def failure(self) -> bool:
-        """Record a failure; return True if this opened (or reopened) the breaker."""
+        """Record a failure; return True if this opened a closed breaker.
+
+        A failed probe reopens the breaker for another window but returns False:
+        only changes of state are worth a log line.
+        """
         self.failures += 1
         if self._probing or self.failures >= self.threshold:
             first = not self.open_until

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 from .._core.envelope import is_int_payload
 from .._errors import BackendError, BackendTimeout, BackendUnavailable, ConfigError
-from ._common import wrong_type
+from ._common import compile_glob, wrong_type
 
 __all__ = ["SQLiteBackend"]
 
@@ -93,21 +93,78 @@ def _forget_connections_after_fork() -> None:
 
 os.register_at_fork(after_in_child=_forget_connections_after_fork)
 
+_FORK_WAIT = 30.0
+
+
+class _ForkGate:
+    """Hold ``fork()`` back while any thread of this process is inside SQLite.
+
+    A child forked while another thread is inside SQLite inherits SQLite's
+    internal mutexes locked and hangs on its first call. Every call here
+    registers itself (``list.append``/``pop`` are atomic under the GIL); a fork
+    first closes the gate to new calls, then waits for the running ones to return.
+    """
+
+    def __init__(self) -> None:
+        self.inside: list[None] = []
+        self.open = threading.Event()
+        self.open.set()
+
+    def enter(self) -> None:
+        while True:
+            if not self.open.is_set():
+                self.open.wait(_FORK_WAIT)
+            self.inside.append(None)
+            if self.open.is_set():
+                return
+            # A fork closed the gate between the check and the append: back off.
+            self.inside.pop()
+
+    def leave(self) -> None:
+        self.inside.pop()
+
+    def before_fork(self) -> None:
+        self.open.clear()
+        deadline = time.monotonic() + _FORK_WAIT
+        while self.inside and time.monotonic() < deadline:
+            time.sleep(0.0005)
+
+    def after_fork_in_parent(self) -> None:
+        self.open.set()
+
+    def after_fork_in_child(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+
+_GATE = _ForkGate()
+os.register_at_fork(
+    before=_GATE.before_fork,
+    after_in_parent=_GATE.after_fork_in_parent,
+    after_in_child=_GATE.after_fork_in_child,
+)
+
+
+def translate(exc: sqlite3.Error) -> BackendError:
+    """Return hotcache's error for a sqlite3 error (the one place that decides)."""
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError):
+        if "locked" in text or "busy" in text:
+            return BackendTimeout(f"sqlite: {text}")
+        if "unable to open" in text or "disk I/O" in text:
+            return BackendUnavailable(f"sqlite: {text}")
+    return BackendError(f"sqlite: {text}")
+
 
 @contextlib.contextmanager
 def map_exceptions() -> Iterator[None]:
-    """Translate sqlite3 errors into hotcache's, in one place."""
+    """Run a block of SQLite calls: inside the fork gate, with errors translated."""
+    _GATE.enter()
     try:
         yield
-    except sqlite3.OperationalError as exc:
-        text = str(exc)
-        if "locked" in text or "busy" in text:
-            raise BackendTimeout(f"sqlite: {text}") from exc
-        if "unable to open" in text or "disk I/O" in text:
-            raise BackendUnavailable(f"sqlite: {text}") from exc
-        raise BackendError(f"sqlite: {text}") from exc
     except sqlite3.Error as exc:
-        raise BackendError(f"sqlite: {exc}") from exc
+        raise translate(exc) from exc
+    finally:
+        _GATE.leave()
 
 
 def pack_hash(fields: Mapping[str, bytes]) -> bytes:
@@ -276,11 +333,14 @@ class SQLiteBackend:
     # -- plain values ---------------------------------------------------------------
 
     def get(self, key: str) -> bytes | None:
+        # map_exceptions() inlined: this is the hot path.
+        _GATE.enter()
         try:
             row = self._conn().execute(_GET, (key, time.time())).fetchone()
-        except sqlite3.Error:
-            with map_exceptions():
-                raise
+        except sqlite3.Error as exc:
+            raise translate(exc) from exc
+        finally:
+            _GATE.leave()
         if row is None:
             return None
         if row[1] != PLAIN:
@@ -391,47 +451,37 @@ class SQLiteBackend:
 
     # -- patterns -------------------------------------------------------------------
 
+    @staticmethod
+    def _matching(
+        conn: sqlite3.Connection, pattern: str, after: str, limit: int, *, live: bool
+    ) -> tuple[list[str], str | None]:
+        """Return the next keys after ``after`` that match, and the last key read."""
+        sql = "SELECT key FROM hc_entries WHERE key GLOB ? AND key > ?"
+        args: tuple[object, ...] = (pattern, after)
+        if live:
+            sql, args = f"{sql} AND {_LIVE}", (*args, time.time())
+        keys = [row[0] for row in conn.execute(f"{sql} ORDER BY key LIMIT ?", (*args, limit))]
+        # SQLite's GLOB stops comparing at a NUL character; the regex is exact.
+        match = compile_glob(pattern).match
+        return [key for key in keys if match(key)], (keys[-1] if keys else None)
+
     def scan(self, pattern: str, count: int = 500) -> Iterator[list[str]]:
-        after = ""
-        while True:
+        after: str | None = ""
+        while after is not None:
             with map_exceptions():
-                rows = (
-                    self._conn()
-                    .execute(
-                        f"SELECT key FROM hc_entries WHERE key GLOB ? AND key > ? AND {_LIVE} "
-                        "ORDER BY key LIMIT ?",
-                        (pattern, after, time.time(), count),
-                    )
-                    .fetchall()
-                )
-            if not rows:
-                return
-            batch = [row[0] for row in rows]
-            after = batch[-1]
-            yield batch
+                batch, after = self._matching(self._conn(), pattern, after, count, live=True)
+            if batch:
+                yield batch
 
     def delete_matching(self, pattern: str) -> int:
         deleted = 0
-        while True:
+        after: str | None = ""
+        while after is not None:
             # Short transactions: other processes write between the batches.
             with self._write() as conn:
-                now = time.time()
-                keys = [
-                    row[0]
-                    for row in conn.execute(
-                        "SELECT key FROM hc_entries WHERE key GLOB ? LIMIT ?",
-                        (pattern, _DELETE_BATCH),
-                    )
-                ]
-                if keys:
-                    marks = ",".join("?" * len(keys))
-                    deleted += conn.execute(
-                        f"SELECT COUNT(*) FROM hc_entries WHERE key IN ({marks}) AND {_LIVE}",
-                        (*keys, now),
-                    ).fetchone()[0]
-                    conn.execute(f"DELETE FROM hc_entries WHERE key IN ({marks})", keys)
-            if len(keys) < _DELETE_BATCH:
-                return deleted
+                batch, after = self._matching(conn, pattern, after, _DELETE_BATCH, live=False)
+                deleted += self._delete_live(conn, batch)
+        return deleted
 
     # -- hashes ---------------------------------------------------------------------
 
@@ -493,6 +543,6 @@ class SQLiteBackend:
         with self._all_lock:
             conns, self._all = self._all, []
         for conn in conns:
-            with contextlib.suppress(sqlite3.Error):
+            with contextlib.suppress(BackendError), map_exceptions():
                 conn.close()
         self._local = threading.local()
