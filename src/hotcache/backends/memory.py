@@ -7,9 +7,12 @@ between every cache of the process that names it (like Django's LocMemCache).
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 from .._core.envelope import is_int_payload
 from .._core.store import Policy, Store
@@ -22,6 +25,30 @@ DEFAULT_MAX_BYTES = 256 << 20
 _ENTRY_OVERHEAD = 64
 _named: dict[str, tuple[Store[Value], threading.RLock]] = {}
 _named_lock = threading.Lock()
+
+# fork() while another thread holds a store's lock would leave that lock held for
+# good in the child (its owner does not exist there). Before a fork, take every
+# store lock, so no thread is inside a store and no store is half-updated; release
+# them on both sides afterwards.
+_store_locks: weakref.WeakSet[Any] = weakref.WeakSet()
+_held_for_fork: list[Any] = []
+
+
+def _before_fork() -> None:
+    _named_lock.acquire()
+    _held_for_fork[:] = list(_store_locks)
+    for lock in _held_for_fork:
+        lock.acquire()
+
+
+def _after_fork() -> None:
+    for lock in reversed(_held_for_fork):
+        lock.release()
+    _held_for_fork.clear()
+    _named_lock.release()
+
+
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork)
 
 
 def _size(key: str, value: Value) -> int:
@@ -36,6 +63,7 @@ def _new_store(
     # One re-entrant lock guards the store and the backend's compound operations
     # (incr, hset), so a plain set can never land inside a read-modify-write.
     lock = threading.RLock()
+    _store_locks.add(lock)
     store: Store[Value] = Store(
         max_entries=max_entries,
         max_bytes=max_bytes or DEFAULT_MAX_BYTES,
