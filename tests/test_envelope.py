@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hotcache import Cache, ConfigError, SerializationError
+from hotcache import MISSING, Cache, ConfigError, SerializationError
 from hotcache._core.envelope import (
     COMP_MASK,
     COMP_SHIFT,
@@ -487,6 +487,35 @@ def test_payload_replayed_under_another_key_is_rejected(pickle_spy: list[bytes])
     with pytest.raises(DecodeError):
         codec.decode("b", pickled)
     assert_never_unpickled(pickle_spy)
+
+
+def test_plain_values_and_hash_fields_never_share_a_signature() -> None:
+    """A plain key ``a\\0b`` must not sign what hash ``a`` field ``b`` accepts."""
+    codec = Codec(secret=SECRET)
+    plain = codec.encode("a\0b", "planted")
+    with pytest.raises(DecodeError, match="signature"):
+        codec.decode("a", plain, field="b")
+    field = codec.encode("a", "kept", field="b")
+    with pytest.raises(DecodeError, match="signature"):
+        codec.decode("a\0b", field)
+    with pytest.raises(DecodeError, match="signature"):
+        codec.decode("a", field, field="c")
+    assert codec.decode("a", field, field="b")[0] == "kept"
+
+
+def test_a_copied_plain_payload_planted_in_a_hash_heals(tmp_path: Path) -> None:
+    cache = Cache(f"sqlite:///{tmp_path / 'h.db'}", secret=SECRET)
+    try:
+        cache.set("a\0b", "planted")
+        backend_key = cache._keys.encode("a\0b")
+        planted = cache._backend.get(backend_key)
+        assert planted is not None
+        cache.hset("a", "b", "real")
+        cache._backend.hset(cache._keys.encode("a"), {"b": planted})
+        assert cache.hget("a", "b", MISSING) is MISSING
+        assert cache.stats()["healed"] == 1
+    finally:
+        cache.close()
 
 
 def test_unsigned_payload_with_a_secret_is_rejected(pickle_spy: list[bytes]) -> None:

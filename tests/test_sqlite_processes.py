@@ -456,8 +456,9 @@ def test_fork_while_other_threads_are_inside_sqlite(tmp_path: Path) -> None:
             def child() -> None:
                 for _ in range(20):
                     cache.incr("forked")
-                cache.set("child", os.getpid())
-                assert cache.get("child") == os.getpid()
+                mine = f"child{os.getpid()}"  # the children share the file
+                cache.set(mine, os.getpid())
+                assert cache.get(mine) == os.getpid()
                 assert cache.stats()["errors"] == 0
 
             pids = [in_child(child) for _ in range(8)]

@@ -15,8 +15,8 @@ import pytest
 import hotcache
 from hotcache import AsyncCache, Cache, ConfigError
 from hotcache._facade import resolve_settings
-from hotcache._url import OPTIONS, default_sqlite_path, parse_url
-from redis_server import free_port
+from hotcache._url import OPTIONS, default_sqlite_path, parse_url, redact
+from redis_server import RedisServer, free_port
 
 SECRET = "s3cr3t"
 
@@ -342,7 +342,9 @@ def test_url_must_be_text() -> None:
         ("memory://?serializer=yaml", ["'serializer'", "'yaml'"]),
         ("memory://?on_error=maybe", ["'on_error'"]),
         ("memory://?namespace=", ["'namespace'"]),
-        ("redis://h/x", ["'db'", "'x'"]),
+        # The path is shown through the redacted URL, never quoted as a value: with an
+        # unencoded '/' in a password, the "path" is part of the secret.
+        ("redis://h/x", ["'db'", "redis://h/x"]),
         ("redis://h?namespace=a&namespace=b", ["'namespace'", "twice"]),
         ("redis://h/1?db=2", ["path", "db"]),
         ("sqlite://host/x.db", ["host", "sqlite:///"]),
@@ -561,3 +563,51 @@ def test_default_path_ignores_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.chdir(tmp_path)
     assert os.path.isabs(default_sqlite_path())
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://u:1234/s3cr3t@host/0",
+        "redis://u:pa/s3cr3t@host:6379/0",
+        "redis://u:pa#s3cr3t@host:6379/0?db=1",
+        "redis://u:pa?s3cr3t@host/0",
+        "redis://u:s3cr3t@host:notaport/0",
+    ],
+)
+def test_a_password_with_reserved_characters_never_leaks(url: str) -> None:
+    """An unencoded '/', '#' or '?' in a password ends the netloc early; still masked."""
+    assert "s3cr3t" not in redact(url)
+    with pytest.raises(ConfigError) as info:
+        hotcache.Cache(url)
+    assert "s3cr3t" not in str(info.value)
+
+
+def test_zero_timeouts_are_refused() -> None:
+    for name in ("timeout", "connect_timeout"):
+        with pytest.raises(ConfigError, match=name):
+            hotcache.Cache(f"redis://h/0?{name}=0")
+        with pytest.raises(ConfigError, match=name):
+            hotcache.Cache("redis://h/0", **{name: 0})
+
+
+def test_a_bool_is_not_a_number_for_options() -> None:
+    with pytest.raises(ConfigError, match="default_ttl"):
+        hotcache.Cache("memory://", default_ttl=True)
+    with pytest.raises(ConfigError, match="max_entries"):
+        hotcache.Cache("memory://", max_entries=True)
+
+
+def test_password_keyword_reaches_redis(own_redis: RedisServer) -> None:
+    """``password=`` as a keyword authenticates exactly like the URL's userinfo."""
+    import redis
+
+    admin = redis.Redis(port=own_redis.port)
+    admin.config_set("requirepass", "kw-s3cr3t")
+    admin.close()
+    url = f"redis://127.0.0.1:{own_redis.port}/0"
+    with hotcache.Cache(url, password="kw-s3cr3t", on_error="raise") as cache:
+        assert cache.set("k", 1) and cache.get("k") == 1
+        assert "kw-s3cr3t" not in repr(cache)
+    with hotcache.Cache(url, on_error="raise") as cache, pytest.raises(hotcache.BackendError):
+        cache.get("k")

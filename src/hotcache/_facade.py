@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from ._core.breaker import Breaker
-from ._core.envelope import Codec, DecodeError, Meta
+from ._core.envelope import Codec, DecodeError
 from ._core.keys import KeyEncoder, KeyLike, header, key_text, namespace_pattern
 from ._core.serializers import Serializer
 from ._core.stats import Counters
 from ._errors import BackendError, BackendTimeout, BackendUnavailable
-from ._url import OPTIONS, ParsedURL, parse_option, parse_url
+from ._url import ParsedURL, parse_option, parse_url
 
 __all__ = ["CacheBase", "Settings", "resolve_settings"]
 
@@ -91,9 +91,6 @@ def resolve_settings(url: str | None, overrides: Mapping[str, Any]) -> Settings:
     )
 
 
-KNOWN_OPTIONS = frozenset(OPTIONS)
-
-
 class CacheBase:
     """State and pure decisions shared by both faces."""
 
@@ -138,17 +135,9 @@ class CacheBase:
         return namespace_pattern(self.namespace)
 
     @staticmethod
-    def _field(key: str, field: object) -> tuple[str, str]:
-        """Return a hash field's text and the context its signature binds to."""
-        text = key_text(field)
-        return text, f"{key}\0{text}"
-
-    def _encode(self, key: str, value: Any, meta: Meta | None = None) -> bytes:
-        return self._codec.encode(key, value, meta)
-
-    def _decode(self, key: str, raw: bytes) -> Any:
-        """Decode a payload; raise ``DecodeError`` for the caller to heal."""
-        return self._codec.decode(key, raw)[0]
+    def _field(field: object) -> str:
+        """Return a hash field's text (fields are keys: str, bytes or int)."""
+        return key_text(field)
 
     def _count_healed(self, key: str, exc: DecodeError) -> None:
         self._stats.healed += 1

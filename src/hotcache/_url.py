@@ -40,6 +40,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    value = _seconds(text)
+    if value == 0:
+        raise ValueError("expected a number of seconds > 0 (0 would make every call fail)")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -104,8 +111,8 @@ OPTIONS: Mapping[str, Option] = {
     "busy_timeout": Option(_seconds, frozenset({"sqlite"})),
     # redis connection
     "db": Option(_count, _REDIS),
-    "timeout": Option(_seconds, _REDIS),
-    "connect_timeout": Option(_seconds, _REDIS),
+    "timeout": Option(_positive_seconds, _REDIS),
+    "connect_timeout": Option(_positive_seconds, _REDIS),
     "retries": Option(_count, _REDIS),
     "max_connections": Option(_positive_int, _REDIS),
     "health_check_interval": Option(_count, _REDIS),
@@ -147,6 +154,17 @@ def default_sqlite_path() -> str:
 
 def redact(url: str) -> str:
     """Return ``url`` with any password (userinfo or query) replaced by ``***``."""
+    scheme, sep, rest = url.partition("://")
+    try:
+        plain = "@" in urllib.parse.urlsplit(url).netloc
+    except ValueError:
+        plain = False
+    if sep and "@" in rest and not plain:
+        # A password holding '/', '?' or '#' unencoded ends the netloc before its
+        # '@': mask everything up to the last '@' (too much, never too little).
+        userinfo, _, after = rest.rpartition("@")
+        user = userinfo.split(":", 1)[0].split("/", 1)[0].split("?", 1)[0]
+        url = f"{scheme}://{user}:***@{after}"
     try:
         parts = urllib.parse.urlsplit(url)
     except ValueError:
@@ -170,6 +188,8 @@ def parse_option(scheme: str, name: str, value: Any, where: str) -> Any:
         raise ConfigError(f"unknown option {name!r} in {where}")
     if scheme not in spec.schemes:
         raise ConfigError(f"option {name!r} does not apply to {scheme}:// (in {where})")
+    if isinstance(value, bool) and spec.parse is not _bool:
+        raise ConfigError(f"option {name!r} takes a {spec.parse.__name__.strip('_')}, not a bool")
     if not isinstance(value, str):
         value = str(value) if not isinstance(value, bool) else ("1" if value else "0")
     try:
@@ -192,7 +212,9 @@ def parse_url(url: str | None) -> ParsedURL:
         parts = urllib.parse.urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise ConfigError(f"bad host or port in cache URL {shown}: {exc}") from None
+        # Not the parser's message: it quotes the port text, which may be a password.
+        del exc
+        raise ConfigError(f"bad host or port in cache URL {shown}") from None
     if port == 0:
         # Not "any port": 0 cannot be connected to, and must not silently mean 6379.
         raise ConfigError(f"bad port 0 in cache URL {shown}")
@@ -234,7 +256,13 @@ def parse_url(url: str | None) -> ParsedURL:
         if db_text:
             if "db" in options:
                 raise ConfigError(f"database given both in the path and as ?db= in {shown}")
-            options["db"] = parse_option(scheme, "db", db_text, shown)
+            try:
+                options["db"] = parse_option(scheme, "db", db_text, shown)
+            except ConfigError:
+                # Not the value: with an unencoded '/' in a password it is a secret.
+                raise ConfigError(
+                    f"bad database number (option 'db') in the path of {shown}"
+                ) from None
         host = host or "localhost"
         port = port or 6379
     return ParsedURL(

@@ -49,6 +49,7 @@ INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 _T_CREATED, _T_SOFT_EXPIRY, _T_COMPUTE_TIME, _T_TAGS = 1, 2, 3, 4
 _F64 = struct.Struct("!d")
 _U16 = struct.Struct("!H")
+_U32 = struct.Struct("!I")
 _U64 = struct.Struct("!Q")
 _TLV = struct.Struct("!BH")
 
@@ -191,8 +192,10 @@ class Codec:
     def signed(self) -> bool:
         return self._secret is not None
 
-    def encode(self, key: str, value: Any, meta: Meta | None = None) -> bytes:
-        """Return the stored form of ``value`` under backend key ``key``."""
+    def encode(
+        self, key: str, value: Any, meta: Meta | None = None, *, field: str | None = None
+    ) -> bytes:
+        """Return the stored form of ``value`` under backend key ``key`` (hash ``field``)."""
         kind = type(value)
         body: bytes
         if kind is int and meta is None and INT64_MIN <= value <= INT64_MAX:
@@ -224,7 +227,7 @@ class Codec:
         if self._secret is None:
             return bytes((MAGIC, FORMAT, flags, sid)) + meta_blob + body
         head = bytes((MAGIC, FORMAT, flags | SIGNED, sid)) + meta_blob
-        mac = self._mac(key, head, body)
+        mac = self._mac(key, field, head, body)
         return head + mac + body
 
     def _compress(self, body: bytes) -> tuple[bytes, int]:
@@ -232,14 +235,22 @@ class Codec:
             return bytes(self._zstd_c.compress(body)), COMP_ZSTD
         return zlib.compress(body, 1), COMP_ZLIB
 
-    def _mac(self, key: str, head: bytes, body: bytes) -> bytes:
+    def _mac(self, key: str, field: str | None, head: bytes, body: bytes) -> bytes:
+        """Sign a payload bound to where it lives: a key, or a key's hash field.
+
+        The key is length-prefixed and a tag byte tells a plain value (0) from a
+        hash field (1), so no plain key can be made to share a hash field's context.
+        """
         assert self._secret is not None
-        mac = hmac.new(self._secret, key.encode("utf-8") + b"\0", sha256)
+        raw = key.encode("utf-8", "surrogatepass")
+        where = _U32.pack(len(raw)) + raw
+        where += b"\0" if field is None else b"\1" + field.encode("utf-8", "surrogatepass")
+        mac = hmac.new(self._secret, where, sha256)
         mac.update(head)
         mac.update(body)
         return mac.digest()
 
-    def decode(self, key: str, raw: bytes) -> tuple[Any, Meta | None]:
+    def decode(self, key: str, raw: bytes, *, field: str | None = None) -> tuple[Any, Meta | None]:
         """Return ``(value, meta)`` from a stored payload, or raise ``DecodeError``."""
         try:
             load = self._plain.get(raw[:4])
@@ -259,7 +270,7 @@ class Codec:
         flags, sid = raw[2], raw[3]
         if flags == 0 and self._secret is None:
             return self._load(sid, raw[4:]), None
-        return self._decode_slow(key, raw, flags, sid)
+        return self._decode_slow(key, field, raw, flags, sid)
 
     def decode_many(
         self, keys: Sequence[str], raws: Sequence[bytes | None], names: Sequence[K]
@@ -300,26 +311,32 @@ class Codec:
             hits += 1
         return found, hits, broken
 
-    def _decode_slow(self, key: str, raw: bytes, flags: int, sid: int) -> tuple[Any, Meta | None]:
+    def _decode_slow(
+        self, key: str, field: str | None, raw: bytes, flags: int, sid: int
+    ) -> tuple[Any, Meta | None]:
         pos = 4
-        meta = None
+        meta_blob = b""
         if flags & HAS_META:
             if len(raw) < pos + 2:
                 raise DecodeError("truncated metadata")
             (size,) = _U16.unpack_from(raw, pos)
-            try:
-                meta = Meta.decode(raw[pos + 2 : pos + 2 + size])
-            except (struct.error, UnicodeDecodeError):
-                raise DecodeError("corrupt metadata") from None
+            meta_blob = raw[pos + 2 : pos + 2 + size]
             pos += 2 + size
         if self._secret is not None:
             if not flags & SIGNED:
                 raise DecodeError("unsigned payload")
             mac, body = raw[pos : pos + MAC_SIZE], raw[pos + MAC_SIZE :]
-            if not hmac.compare_digest(mac, self._mac(key, raw[:pos], body)):
+            # Verified before anything else of the payload is parsed.
+            if not hmac.compare_digest(mac, self._mac(key, field, raw[:pos], body)):
                 raise DecodeError("bad signature")
         else:
             body = raw[pos + MAC_SIZE :] if flags & SIGNED else raw[pos:]
+        meta = None
+        if flags & HAS_META:
+            try:
+                meta = Meta.decode(meta_blob)
+            except (struct.error, UnicodeDecodeError):
+                raise DecodeError("corrupt metadata") from None
         compression = (flags & COMP_MASK) >> COMP_SHIFT
         if compression == COMP_ZLIB:
             try:

@@ -19,7 +19,12 @@ def validate_ttl(ttl: Any, *, name: str = "ttl") -> float | None:
         return None
     if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
         raise ValueError(f"{name} must be a number of seconds or None, not {type(ttl).__name__}")
-    value = float(ttl)
+    try:
+        value = float(ttl)
+    except OverflowError:  # an int past float's range
+        if ttl < 0:
+            raise ValueError(f"{name} must be >= 0") from None
+        return None  # longer than any lifetime
     if math.isnan(value):
         raise ValueError(f"{name} must not be NaN")
     if value < 0:

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from .._concurrency import SyncAwaitable, sync_produce
 from .._core.envelope import DecodeError
-from .._core.freshness import resolve_ttl, validate_ttl
+from .._core.freshness import resolve_ttl
 from .._core.keys import KeyLike
 from .._core.missing import MISSING, Missing
 from .._errors import BackendError, BackendUnavailable
@@ -203,7 +203,8 @@ class Cache(CacheBase):
     def incr(self, key: KeyLike, delta: int = 1, *, ttl: float | None = None) -> int:
         """Add ``delta`` atomically and return the new value (absent counts as 0).
 
-        ``ttl`` applies only when the counter is created. Counters cannot fail
+        ``ttl`` (``None``: the cache's ``default_ttl``) applies only when the
+        counter is created; later increments keep its expiry. Counters cannot fail
         open: when the backend is unreachable this raises ``BackendUnavailable``,
         and ``BackendTimeout`` when it does not answer in time (the increment may
         then still have happened).
@@ -214,7 +215,7 @@ class Cache(CacheBase):
         if isinstance(delta, bool) or not isinstance(delta, int):
             raise TypeError(f"delta must be an int, not {type(delta).__name__}")
         k = self._keys.encode(key)
-        lifetime = validate_ttl(ttl)
+        lifetime = resolve_ttl(ttl, self._default_ttl)
         if self._breaker.open_until and not self._breaker.allow():
             raise BackendUnavailable(f"{self._redacted} is unavailable (circuit breaker open)")
         try:
@@ -276,21 +277,21 @@ class Cache(CacheBase):
             raise ValueError("hset needs a field and value, or a mapping")
         encoded = {}
         for name, item in items.items():
-            text, context = self._field(k, name)
-            encoded[text] = self._codec.encode(context, item)
+            text = self._field(name)
+            encoded[text] = self._codec.encode(k, item, field=text)
         self._stats.sets += 1
         return self._call(0, self._backend.hset, k, encoded)
 
     def hget(self, key: KeyLike, field: KeyLike, default: D | None = None) -> Any | D | None:
         """Return one field of a hash, or ``default``."""
         k = self._keys.encode(key)
-        text, context = self._field(k, field)
+        text = self._field(field)
         raw = self._call(None, self._backend.hget, k, text)
         if raw is None:
             self._stats.misses += 1
             return default
         try:
-            value = self._codec.decode(context, raw)[0]
+            value = self._codec.decode(k, raw, field=text)[0]
         except DecodeError as exc:
             self._stats.misses += 1
             self._count_healed(k, exc)
@@ -308,7 +309,7 @@ class Cache(CacheBase):
         broken = []
         for text, raw in raws.items():
             try:
-                out[text] = self._codec.decode(f"{k}\0{text}", raw)[0]
+                out[text] = self._codec.decode(k, raw, field=text)[0]
             except DecodeError as exc:
                 self._count_healed(k, exc)
                 broken.append(text)
@@ -321,7 +322,7 @@ class Cache(CacheBase):
     def hdel(self, key: KeyLike, *fields: KeyLike) -> int:
         """Delete fields of a hash; return how many existed."""
         k = self._keys.encode(key)
-        texts = [self._field(k, name)[0] for name in fields]
+        texts = [self._field(name) for name in fields]
         if not texts:
             return 0
         return self._call(0, self._backend.hdel, k, texts)

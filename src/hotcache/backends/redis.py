@@ -76,7 +76,7 @@ def connection_kwargs(
         ),
         "db": options.get("db", 0),
         "username": url.username,
-        "password": url.password,
+        "password": options.get("password", url.password),
         "health_check_interval": options.get("health_check_interval", 0),
     }
     if url.scheme == "unix":

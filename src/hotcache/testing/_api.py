@@ -271,6 +271,14 @@ class ApiTests:
         assert c.ttl("short") is None
 
     @needs_storage
+    def test_incr_creates_counters_with_the_default_ttl(self, hc: Harness) -> None:
+        c = hc.open(default_ttl=100)
+        assert c.incr("n") == 1
+        assert _is_seconds(c.ttl("n"), 100)
+        assert c.incr("forever", ttl=FOREVER) == 1
+        assert c.ttl("forever") is None
+
+    @needs_storage
     def test_incr_refuses_a_non_integer_value(self, hc: Harness) -> None:
         c = hc.cache
         values: list[Any] = ["abc", "5", b"5", 1.5, None, [1], {"a": 1}, True, 2**70, -(2**70)]
