@@ -16,14 +16,13 @@ import math
 import os
 import sqlite3
 import struct
-import threading
 import time
-import weakref
 from collections.abc import Iterator, Mapping, Sequence
 
 from .._core.envelope import is_int_payload
-from .._errors import BackendError, BackendTimeout, BackendUnavailable, ConfigError
+from .._errors import ConfigError
 from ._common import compile_glob, wrong_type
+from ._sqlite_conn import FORK_GATE, ThreadConnections, map_exceptions, translate
 
 __all__ = ["SQLiteBackend"]
 
@@ -73,98 +72,14 @@ _UPSERT_IF_DEAD = (
     _UPSERT + " WHERE hc_entries.expires_at IS NOT NULL AND hc_entries.expires_at <= ?"
 )
 
-_backends: weakref.WeakSet[SQLiteBackend] = weakref.WeakSet()
 
-
-# Connections a forked child inherited: kept referenced and never closed there, since
-# closing one (sqlite3 also closes on garbage collection) could roll back or checkpoint
-# through the shared WAL index behind the parent's back.
-_inherited: list[list[sqlite3.Connection]] = []
-
-
-def _forget_connections_after_fork() -> None:
-    for backend in list(_backends):
-        _inherited.append(backend._all)
-        backend._all = []
-        # Another thread may have held the lock at fork time; the child needs its own.
-        backend._all_lock = threading.Lock()
-        backend._local = threading.local()
-
-
-os.register_at_fork(after_in_child=_forget_connections_after_fork)
-
-_FORK_WAIT = 30.0
-
-
-class _ForkGate:
-    """Hold ``fork()`` back while any thread of this process is inside SQLite.
-
-    A child forked while another thread is inside SQLite inherits SQLite's
-    internal mutexes locked and hangs on its first call. Every call here
-    registers itself (``list.append``/``pop`` are atomic under the GIL); a fork
-    first closes the gate to new calls, then waits for the running ones to return.
-    """
-
-    def __init__(self) -> None:
-        self.inside: list[None] = []
-        self.open = threading.Event()
-        self.open.set()
-
-    def enter(self) -> None:
-        while True:
-            if not self.open.is_set():
-                self.open.wait(_FORK_WAIT)
-            self.inside.append(None)
-            if self.open.is_set():
-                return
-            # A fork closed the gate between the check and the append: back off.
-            self.inside.pop()
-
-    def leave(self) -> None:
-        self.inside.pop()
-
-    def before_fork(self) -> None:
-        self.open.clear()
-        deadline = time.monotonic() + _FORK_WAIT
-        while self.inside and time.monotonic() < deadline:
-            time.sleep(0.0005)
-
-    def after_fork_in_parent(self) -> None:
-        self.open.set()
-
-    def after_fork_in_child(self) -> None:
-        self.__init__()  # type: ignore[misc]
-
-
-_GATE = _ForkGate()
-os.register_at_fork(
-    before=_GATE.before_fork,
-    after_in_parent=_GATE.after_fork_in_parent,
-    after_in_child=_GATE.after_fork_in_child,
-)
-
-
-def translate(exc: sqlite3.Error) -> BackendError:
-    """Return hotcache's error for a sqlite3 error (the one place that decides)."""
-    text = str(exc)
-    if isinstance(exc, sqlite3.OperationalError):
-        if "locked" in text or "busy" in text:
-            return BackendTimeout(f"sqlite: {text}")
-        if "unable to open" in text or "disk I/O" in text:
-            return BackendUnavailable(f"sqlite: {text}")
-    return BackendError(f"sqlite: {text}")
-
-
-@contextlib.contextmanager
-def map_exceptions() -> Iterator[None]:
-    """Run a block of SQLite calls: inside the fork gate, with errors translated."""
-    _GATE.enter()
+def _create_schema(conn: sqlite3.Connection) -> None:
     try:
-        yield
-    except sqlite3.Error as exc:
-        raise translate(exc) from exc
-    finally:
-        _GATE.leave()
+        conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def pack_hash(fields: Mapping[str, bytes]) -> bytes:
@@ -207,22 +122,10 @@ class SQLiteBackend:
         self.path = os.path.abspath(os.path.expanduser(path))
         self.max_entries = max_entries
         self.max_bytes = max_bytes or DEFAULT_MAX_BYTES
-        self._busy_ms = int(busy_timeout * 1000)
-        self._local = threading.local()
         self._writes = 0
-        self._closed = False
-        self._all: list[sqlite3.Connection] = []
-        self._all_lock = threading.Lock()
         self._prepare_file()
-        with map_exceptions():
-            conn = self._conn()
-            try:
-                conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-        _backends.add(self)
+        self._pool = ThreadConnections(self.path, int(busy_timeout * 1000), _create_schema)
+        self._conn = self._pool.get
 
     def _prepare_file(self) -> None:
         folder = os.path.dirname(self.path)
@@ -232,46 +135,6 @@ class SQLiteBackend:
             os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
         except OSError as exc:
             raise ConfigError(f"cannot create the SQLite cache file {self.path}: {exc}") from None
-
-    def _conn(self) -> sqlite3.Connection:
-        try:
-            return self._local.conn  # type: ignore[no-any-return]
-        except AttributeError:
-            pass
-        if self._closed:
-            raise BackendUnavailable("sqlite: the cache is closed")
-        # check_same_thread=False only so close() may close every thread's connection;
-        # each connection is otherwise used by the thread that opened it.
-        conn = sqlite3.connect(
-            self.path,
-            timeout=self._busy_ms / 1000,
-            isolation_level=None,
-            check_same_thread=False,
-        )
-        conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
-        self._enable_wal(conn)
-        conn.execute("PRAGMA synchronous = NORMAL")
-        self._local.conn = conn
-        with self._all_lock:
-            self._all.append(conn)
-        return conn
-
-    def _enable_wal(self, conn: sqlite3.Connection) -> None:
-        """Switch the file to WAL, waiting while another opener switches it.
-
-        On a fresh file several processes race to change the journal mode, and
-        SQLite answers the losers "database is locked" at once, without busy_timeout.
-        """
-        deadline = time.monotonic() + self._busy_ms / 1000
-        while True:
-            try:
-                conn.execute("PRAGMA journal_mode = WAL")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() >= deadline:
-                    conn.close()
-                    raise
-            time.sleep(0.005)
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -334,13 +197,13 @@ class SQLiteBackend:
 
     def get(self, key: str) -> bytes | None:
         # map_exceptions() inlined: this is the hot path.
-        _GATE.enter()
+        FORK_GATE.enter()
         try:
             row = self._conn().execute(_GET, (key, time.time())).fetchone()
         except sqlite3.Error as exc:
             raise translate(exc) from exc
         finally:
-            _GATE.leave()
+            FORK_GATE.leave()
         if row is None:
             return None
         if row[1] != PLAIN:
@@ -374,6 +237,11 @@ class SQLiteBackend:
         expires = None if ttl is None else now + ttl
         row = (key, value, PLAIN, expires, now, len(key) + len(value))
         with self._write() as conn:
+            if row[-1] > self.max_bytes:
+                # Storing it would evict everything, then itself: refuse, as memory does.
+                if not nx:
+                    conn.execute("DELETE FROM hc_entries WHERE key = ?", (key,))
+                return False
             if nx:
                 return conn.execute(_UPSERT_IF_DEAD, (*row, now)).rowcount > 0
             conn.execute(_UPSERT, row)
@@ -383,8 +251,10 @@ class SQLiteBackend:
         now = time.time()
         expires = None if ttl is None else now + ttl
         rows = [(k, v, PLAIN, expires, now, len(k) + len(v)) for k, v in items.items()]
+        too_big = [(row[0],) for row in rows if row[-1] > self.max_bytes]
         with self._write() as conn:
-            conn.executemany(_UPSERT, rows)
+            conn.executemany(_UPSERT, [row for row in rows if row[-1] <= self.max_bytes])
+            conn.executemany("DELETE FROM hc_entries WHERE key = ?", too_big)
 
     def delete(self, key: str) -> bool:
         with self._write() as conn:
@@ -496,7 +366,10 @@ class SQLiteBackend:
             return None
         if row[1] != HASH:
             raise wrong_type(key)
-        return unpack_hash(row[0]), row[2]
+        try:
+            return unpack_hash(row[0]), row[2]
+        except (struct.error, UnicodeDecodeError):
+            return None  # a corrupt hash reads as absent; the next hset replaces it
 
     def _write_hash(
         self, conn: sqlite3.Connection, key: str, fields: dict[str, bytes], expires: float | None
@@ -505,6 +378,9 @@ class SQLiteBackend:
             conn.execute("DELETE FROM hc_entries WHERE key = ?", (key,))
             return
         blob = pack_hash(fields)
+        if len(key) + len(blob) > self.max_bytes:
+            conn.execute("DELETE FROM hc_entries WHERE key = ?", (key,))
+            return
         conn.execute(_UPSERT, (key, blob, HASH, expires, time.time(), len(key) + len(blob)))
 
     def hset(self, key: str, mapping: Mapping[str, bytes]) -> int:
@@ -539,10 +415,4 @@ class SQLiteBackend:
 
     def close(self) -> None:
         """Close every connection this backend opened (in any thread)."""
-        self._closed = True
-        with self._all_lock:
-            conns, self._all = self._all, []
-        for conn in conns:
-            with contextlib.suppress(BackendError), map_exceptions():
-                conn.close()
-        self._local = threading.local()
+        self._pool.close()

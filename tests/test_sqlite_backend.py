@@ -1,0 +1,56 @@
+"""SQLite specifics the conformance suite cannot see: connections, bounds, broken files."""
+
+from __future__ import annotations
+
+import gc
+import os
+import threading
+from pathlib import Path
+
+import hotcache
+from hotcache.backends.sqlite import SQLiteBackend
+
+
+def test_a_thread_s_connection_closes_when_the_thread_ends(tmp_path: Path) -> None:
+    backend = SQLiteBackend(str(tmp_path / "c.db"))
+    try:
+        backend.set("k", b"v")
+        baseline = backend._pool.open_count
+
+        def use() -> None:
+            assert backend.get("k") == b"v"
+
+        for _ in range(50):
+            thread = threading.Thread(target=use)
+            thread.start()
+            thread.join()
+        gc.collect()
+        assert backend._pool.open_count == baseline  # no connection per dead thread
+        assert backend.get("k") == b"v"
+    finally:
+        backend.close()
+    assert backend._pool.open_count == 0
+
+
+def test_an_oversized_value_is_refused_and_evicts_nothing(tmp_path: Path) -> None:
+    with hotcache.Cache(f"sqlite:///{tmp_path / 'c.db'}", max_bytes=10_000) as cache:
+        cache.set_many({f"k{i}": "x" * 50 for i in range(50)})
+        cache.set("big", "old")
+        noise = os.urandom(20_000)  # incompressible
+        assert cache.set("big", noise) is False
+        assert cache.get("big") is None  # the old value is gone, not left stale
+        assert cache.add("big", noise) is False
+        assert len(cache.get_many([f"k{i}" for i in range(50)])) == 50
+        cache.set_many({"big2": noise, "small": 1})
+        assert cache.get("big2") is None and cache.get("small") == 1
+        assert cache.stats()["evictions"] == 0
+
+
+def test_a_corrupt_file_fails_open_instead_of_failing_construction(tmp_path: Path) -> None:
+    path = tmp_path / "broken.db"
+    path.write_bytes(b"this is not a database" * 100)
+    with hotcache.Cache(f"sqlite:///{path}") as cache:  # constructing does not raise
+        assert cache.get("k") is None
+        assert cache.set("k", 1) is False
+        assert cache.get_or_set("k", lambda: 42) == 42
+        assert cache.stats()["errors"] >= 1
