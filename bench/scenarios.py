@@ -25,7 +25,7 @@ from harness import Contender, async_unary, sync_binary, sync_unary
 
 import hotcache
 from hotcache._facade import resolve_settings
-from hotcache.backends.redis import AsyncRetry, SyncRetry, connection_kwargs
+from hotcache.backends.redis import AsyncDriver, Driver, SyncDriver, make_client
 
 __all__ = ["FULL", "PAYLOADS", "QUICK", "SCENARIOS", "Env", "Rival", "Scenario", "Sizes"]
 
@@ -130,16 +130,16 @@ def _raw_loader(value: Any) -> tuple[str, Callable[[bytes], Any]]:
     return "pickle.loads", pickle.loads
 
 
-def _redis_kwargs(env: Env, retry: type) -> dict[str, Any]:
-    """The exact connection arguments hotcache builds from the URL (same host, port,
-    db, protocol, timeouts and parser), for the raw client."""
+def _raw_client(env: Env, driver: Driver) -> Any:
+    """A raw redis-py client built exactly as hotcache builds its own (same host,
+    port, db, protocol, timeouts, pool and parser)."""
     settings = resolve_settings(env.redis_url, {})
-    return connection_kwargs(settings.url, settings.backend_options, retry)
+    return make_client(settings.url, settings.backend_options, driver)
 
 
 def _redis_pair(env: Env) -> tuple[hotcache.Cache, redis.Redis]:
     cache = hotcache.Cache(env.redis_url, namespace=NAMESPACE)
-    raw = redis.Redis(**_redis_kwargs(env, SyncRetry))
+    raw = _raw_client(env, SyncDriver)
 
     def close() -> None:
         cache.clear()
@@ -274,7 +274,7 @@ def async_redis_get(env: Env, payload: str) -> Scenario:
     value = PAYLOADS[payload]
     loop = env.loop
     cache = hotcache.AsyncCache(env.redis_url, namespace=NAMESPACE)
-    raw = redis.asyncio.Redis(**_redis_kwargs(env, AsyncRetry))
+    raw = _raw_client(env, AsyncDriver)
     keys = _keys(env, MANY)
     raw_keys = [RAW_PREFIX + k for k in keys]
 

@@ -493,3 +493,59 @@ def test_async_cancelled_probe_does_not_wedge_the_breaker(own_redis: RedisServer
             assert not cache._breaker.is_open
 
     asyncio.run(main())
+
+
+# -- more callers than connections is load, not an outage ------------------------------------
+
+
+def test_more_concurrent_tasks_than_pool_connections_is_not_an_outage(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Callers past ``max_connections`` wait for a connection; nothing trips or logs."""
+    caplog.set_level(logging.WARNING, logger="hotcache")
+
+    async def main() -> tuple[list[Any], dict[str, int]]:
+        async with AsyncCache(redis_url, max_connections=8, timeout=2.0) as cache:
+            assert await cache.set("k", "v")
+            values = await asyncio.gather(*(cache.get("k") for _ in range(150)))
+            return values, cache.stats()
+
+    values, stats = asyncio.run(main())
+    assert values == ["v"] * 150
+    assert (stats["errors"], stats["breaker_trips"]) == (0, 0), stats
+    assert [r for r in caplog.records if r.name == "hotcache"] == []
+
+
+def test_more_threads_than_pool_connections_is_not_an_outage(redis_url: str) -> None:
+    import threading
+
+    with Cache(redis_url, max_connections=2, timeout=2.0) as cache:
+        cache.set("k", "v")
+        barrier = threading.Barrier(24)
+        got: list[Any] = []
+
+        def read() -> None:
+            barrier.wait()
+            got.extend(cache.get("k") for _ in range(20))
+
+        threads = [threading.Thread(target=read) for _ in range(24)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert got == ["v"] * 24 * 20
+        assert cache.stats()["errors"] == 0
+
+
+def test_foreign_non_utf8_keys_and_fields_do_not_break_calls(redis_url: str) -> None:
+    """Other clients may write any bytes into our namespace; clear and hgetall cope."""
+    raw = redis.Redis.from_url(redis_url)
+    with Cache(redis_url) as cache:
+        cache.set("mine", 1)
+        raw.set(b"hc:\xff\xfe", b"foreign")
+        raw.hset(b"hc:h", b"\xff", b"x")
+        raw.hset(b"hc:h", b"ok", cache._codec.encode("hc:h", "fine", field="ok"))
+        assert cache.hgetall("h")["ok"] == "fine"
+        assert cache.clear() == 3
+        assert raw.exists(b"hc:\xff\xfe") == 0
+    raw.close()

@@ -14,9 +14,8 @@ from .._url import ParsedURL
 from ..backends.redis import (
     INCR_WITH_TTL,
     PERSIST_IF_EXISTS,
-    AsyncRedisClient,
-    AsyncRetry,
-    connection_kwargs,
+    AsyncDriver,
+    make_client,
     map_exceptions,
     milliseconds,
     redis_glob,
@@ -33,7 +32,7 @@ class AsyncRedisBackend:
 
     def __init__(self, url: ParsedURL, options: Mapping[str, Any]) -> None:
         # Typed loosely: redis-py's stubs widen every reply to bytes | str.
-        self.client: Any = AsyncRedisClient(**connection_kwargs(url, options, AsyncRetry))
+        self.client: Any = make_client(url, options, AsyncDriver)
         self._incr_ttl = self.client.register_script(INCR_WITH_TTL)
         self._persist = self.client.register_script(PERSIST_IF_EXISTS)
 
@@ -113,7 +112,10 @@ class AsyncRedisBackend:
             with map_exceptions():
                 cursor, keys = await self.client.scan(cursor, match=match, count=count)
             if keys:
-                yield [k.decode("utf-8") if isinstance(k, bytes) else k for k in keys]
+                yield [
+                    k.decode("utf-8", "surrogateescape") if isinstance(k, bytes) else k
+                    for k in keys
+                ]
             if cursor == 0:
                 return
 
@@ -121,7 +123,10 @@ class AsyncRedisBackend:
         deleted = 0
         async for batch in self.scan(pattern, 1000):
             with map_exceptions():
-                deleted += int(await self.client.unlink(*batch))
+                # Keys other clients wrote need not be UTF-8: scan decoded them with
+                # surrogate escapes; send them back as the exact bytes.
+                raw = [key.encode("utf-8", "surrogateescape") for key in batch]
+                deleted += int(await self.client.unlink(*raw))
         return deleted
 
     async def hset(self, key: str, mapping: Mapping[str, bytes]) -> int:
@@ -136,12 +141,14 @@ class AsyncRedisBackend:
         with map_exceptions():
             raw = await self.client.hgetall(key)
         return {
-            (k.decode("utf-8") if isinstance(k, bytes) else k): bytes(v) for k, v in raw.items()
+            (k.decode("utf-8", "surrogateescape") if isinstance(k, bytes) else k): bytes(v)
+            for k, v in raw.items()
         }
 
     async def hdel(self, key: str, fields: Sequence[str]) -> int:
         with map_exceptions():
-            return int(await self.client.hdel(key, *fields))
+            raw = [field.encode("utf-8", "surrogateescape") for field in fields]
+            return int(await self.client.hdel(key, *raw))
 
     async def close(self) -> None:
         with map_exceptions():

@@ -15,9 +15,8 @@ from .._url import ParsedURL
 from ..backends.redis import (
     INCR_WITH_TTL,
     PERSIST_IF_EXISTS,
-    SyncRedisClient,
-    SyncRetry,
-    connection_kwargs,
+    SyncDriver,
+    make_client,
     map_exceptions,
     milliseconds,
     redis_glob,
@@ -34,7 +33,7 @@ class SyncRedisBackend:
 
     def __init__(self, url: ParsedURL, options: Mapping[str, Any]) -> None:
         # Typed loosely: redis-py's stubs widen every reply to bytes | str.
-        self.client: Any = SyncRedisClient(**connection_kwargs(url, options, SyncRetry))
+        self.client: Any = make_client(url, options, SyncDriver)
         self._incr_ttl = self.client.register_script(INCR_WITH_TTL)
         self._persist = self.client.register_script(PERSIST_IF_EXISTS)
 
@@ -112,7 +111,10 @@ class SyncRedisBackend:
             with map_exceptions():
                 cursor, keys = self.client.scan(cursor, match=match, count=count)
             if keys:
-                yield [k.decode("utf-8") if isinstance(k, bytes) else k for k in keys]
+                yield [
+                    k.decode("utf-8", "surrogateescape") if isinstance(k, bytes) else k
+                    for k in keys
+                ]
             if cursor == 0:
                 return
 
@@ -120,7 +122,10 @@ class SyncRedisBackend:
         deleted = 0
         for batch in self.scan(pattern, 1000):
             with map_exceptions():
-                deleted += int(self.client.unlink(*batch))
+                # Keys other clients wrote need not be UTF-8: scan decoded them with
+                # surrogate escapes; send them back as the exact bytes.
+                raw = [key.encode("utf-8", "surrogateescape") for key in batch]
+                deleted += int(self.client.unlink(*raw))
         return deleted
 
     def hset(self, key: str, mapping: Mapping[str, bytes]) -> int:
@@ -135,12 +140,14 @@ class SyncRedisBackend:
         with map_exceptions():
             raw = self.client.hgetall(key)
         return {
-            (k.decode("utf-8") if isinstance(k, bytes) else k): bytes(v) for k, v in raw.items()
+            (k.decode("utf-8", "surrogateescape") if isinstance(k, bytes) else k): bytes(v)
+            for k, v in raw.items()
         }
 
     def hdel(self, key: str, fields: Sequence[str]) -> int:
         with map_exceptions():
-            return int(self.client.hdel(key, *fields))
+            raw = [field.encode("utf-8", "surrogateescape") for field in fields]
+            return int(self.client.hdel(key, *raw))
 
     def close(self) -> None:
         with map_exceptions():

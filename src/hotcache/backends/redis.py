@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -20,19 +21,16 @@ from .._url import ParsedURL
 __all__ = [
     "INCR_WITH_TTL",
     "PERSIST_IF_EXISTS",
-    "AsyncRedisClient",
-    "SyncRedisClient",
-    "connection_kwargs",
+    "AsyncDriver",
+    "Driver",
+    "SyncDriver",
+    "make_client",
     "map_exceptions",
     "redis_glob",
 ]
 
-AsyncRedisClient = redis.asyncio.Redis
-SyncRedisClient = redis.Redis
-AsyncRetry = redis.asyncio.retry.Retry
-SyncRetry = redis.retry.Retry
-
 DEFAULT_TIMEOUT = 0.25
+DEFAULT_MAX_CONNECTIONS = 50
 DEFAULT_RETRIES = 1
 
 # INCRBY creates missing keys; the ttl applies only to a counter this call created,
@@ -55,19 +53,50 @@ return 1
 """
 
 
-def connection_kwargs(
-    url: ParsedURL, options: Mapping[str, Any], retry_class: type
-) -> dict[str, Any]:
-    """Return redis-py client arguments for a parsed URL and its options.
+@dataclass(frozen=True)
+class Driver:
+    """The redis-py classes of one face: ``redis`` for sync, ``redis.asyncio`` for async."""
+
+    client: Any
+    pool: Any
+    tcp: Any
+    tls: Any
+    unix: Any
+    retry: Any
+
+
+AsyncDriver = Driver(
+    redis.asyncio.Redis,
+    redis.asyncio.BlockingConnectionPool,
+    redis.asyncio.Connection,
+    redis.asyncio.SSLConnection,
+    redis.asyncio.UnixDomainSocketConnection,
+    redis.asyncio.retry.Retry,
+)
+SyncDriver = Driver(
+    redis.Redis,
+    redis.BlockingConnectionPool,
+    redis.Connection,
+    redis.SSLConnection,
+    redis.UnixDomainSocketConnection,
+    redis.retry.Retry,
+)
+
+
+def make_client(url: ParsedURL, options: Mapping[str, Any], driver: Driver) -> Any:
+    """Return a redis-py client for a parsed URL and its options.
 
     Timeouts are short and retries few on purpose: the cache is an optimisation,
     and redis-py's defaults (seconds, with retries) would stall every request
-    while Redis is away.
+    while Redis is away. The pool blocks (up to the timeout) for a free
+    connection instead of refusing the call past ``max_connections``: more
+    concurrent callers than connections is load, not an outage.
     """
+    timeout = options.get("timeout", DEFAULT_TIMEOUT)
     kwargs: dict[str, Any] = {
-        "socket_timeout": options.get("timeout", DEFAULT_TIMEOUT),
+        "socket_timeout": timeout,
         "socket_connect_timeout": options.get("connect_timeout", DEFAULT_TIMEOUT),
-        "retry": retry_class(
+        "retry": driver.retry(
             NoBackoff(),
             options.get("retries", DEFAULT_RETRIES),
             # No TimeoutError here: a hung server must cost one timeout, not two.
@@ -80,22 +109,26 @@ def connection_kwargs(
         "health_check_interval": options.get("health_check_interval", 0),
     }
     if url.scheme == "unix":
-        kwargs["unix_socket_path"] = url.path
+        connection_class, kwargs["path"] = driver.unix, url.path
     else:
-        kwargs["host"] = url.host
-        kwargs["port"] = url.port
+        connection_class = driver.tls if url.scheme == "rediss" else driver.tcp
+        kwargs["host"], kwargs["port"] = url.host, url.port
     if url.scheme == "rediss":
-        kwargs["ssl"] = True
         kwargs["ssl_cert_reqs"] = options.get("ssl_cert_reqs", "required")
         for name in ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_check_hostname"):
             if name in options:
                 kwargs[name] = options[name]
-    for name in ("client_name", "max_connections"):
-        if name in options:
-            kwargs[name] = options[name]
+    if "client_name" in options:
+        kwargs["client_name"] = options["client_name"]
     if "protocol" in options:
         kwargs["protocol"] = int(options["protocol"])
-    return kwargs
+    pool = driver.pool(
+        connection_class=connection_class,
+        max_connections=options.get("max_connections", DEFAULT_MAX_CONNECTIONS),
+        timeout=timeout,
+        **kwargs,
+    )
+    return driver.client.from_pool(pool)
 
 
 @contextlib.contextmanager
@@ -105,7 +138,11 @@ def map_exceptions() -> Iterator[None]:
         yield
     except (redis.exceptions.TimeoutError, TimeoutError) as exc:
         raise BackendTimeout(f"redis: {exc or 'timed out'}") from exc
+    except redis.exceptions.MaxConnectionsError as exc:
+        raise _busy(exc) from exc
     except (redis.exceptions.ConnectionError, OSError) as exc:
+        if "No connection available" in str(exc):  # the pool's wait ran out
+            raise _busy(exc) from exc
         raise BackendUnavailable(f"redis: {exc}") from exc
     except redis.exceptions.ResponseError as exc:
         text = str(exc)
@@ -116,6 +153,12 @@ def map_exceptions() -> Iterator[None]:
         raise BackendError(f"redis: {text}") from exc
     except redis.exceptions.RedisError as exc:
         raise BackendError(f"redis: {exc}") from exc
+
+
+def _busy(exc: Exception) -> BackendError:
+    # Every pooled connection stayed busy for the whole timeout: the caller fails
+    # open, but Redis answered fine, so this is no reason to open the breaker.
+    return BackendError(f"redis: every connection of the pool is busy ({exc})")
 
 
 def redis_glob(pattern: str) -> str:
