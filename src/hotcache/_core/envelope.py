@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 from .._errors import ConfigError, SerializationError
 from .serializers import Serializer, get_serializer
 
-__all__ = ["Codec", "DecodeError", "Meta", "is_int_payload"]
+__all__ = ["Codec", "DecodeError", "Meta", "add_to_counter", "is_int_payload"]
 
 MAGIC = 0xC5
 FORMAT = 1
@@ -138,6 +138,25 @@ def is_int_payload(raw: bytes) -> bool:
     """Return True if ``raw`` is a bare integer (what INCR reads and writes)."""
     digits = raw[1:] if raw[:1] == b"-" else raw
     return 0 < len(digits) <= 20 and digits.isdigit()
+
+
+def add_to_counter(raw: bytes | None, delta: int) -> tuple[int, bytes]:
+    """Return a counter's new value and payload after adding ``delta`` (absent is 0).
+
+    The one rule every local backend's ``incr`` follows, as Redis's INCRBY does.
+
+    Raises:
+        ValueError: ``raw`` is not a bare integer, or the sum leaves 64 bits.
+    """
+    if raw is None:
+        value = delta
+    elif is_int_payload(raw):
+        value = int(raw) + delta
+    else:
+        raise ValueError("the stored value is not an integer")
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError("increment would overflow a 64-bit integer")
+    return value, b"%d" % value
 
 
 class Codec:

@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from .._core.envelope import is_int_payload
+from .._core.envelope import add_to_counter
 from .._core.store import Policy, Store
 from ._common import compile_glob, wrong_type
 
@@ -155,21 +155,15 @@ class MemoryBackend:
     def incr(self, key: str, delta: int, ttl: float | None = None) -> int:
         with self._lock:
             raw = self._store.peek(key)
-            if raw is None:
-                value, lifetime = delta, ttl
-            else:
+            lifetime = ttl
+            if raw is not None:
                 if not isinstance(raw, bytes):
                     raise wrong_type(key)
-                if not is_int_payload(raw):
-                    raise ValueError("the stored value is not an integer")
-                value = int(raw) + delta
                 at = self._store.expires_at(key)
                 lifetime = None if at is None else at - self._clock()
-                if lifetime is not None and lifetime <= 0:
-                    value, lifetime = delta, ttl
-            if not -(1 << 63) <= value < (1 << 63):
-                raise ValueError("increment would overflow a 64-bit integer")
-            encoded = b"%d" % value
+                if lifetime is not None and lifetime <= 0:  # expired just now
+                    raw, lifetime = None, ttl
+            value, encoded = add_to_counter(raw, delta)
             self._store.set(key, encoded, size=_size(key, encoded), ttl=lifetime)
             return value
 

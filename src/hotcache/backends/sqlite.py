@@ -19,7 +19,7 @@ import struct
 import time
 from collections.abc import Iterator, Mapping, Sequence
 
-from .._core.envelope import is_int_payload
+from .._core.envelope import add_to_counter
 from .._errors import ConfigError
 from ._common import compile_glob, wrong_type
 from ._sqlite_conn import FORK_GATE, ThreadConnections, map_exceptions, translate
@@ -305,17 +305,10 @@ class SQLiteBackend:
                 f"SELECT value, kind, expires_at FROM hc_entries WHERE key = ? AND {_LIVE}",
                 (key, now),
             ).fetchone()
-            if row is None:
-                value, expires = delta, (None if ttl is None else now + ttl)
-            else:
-                if row[1] != PLAIN:
-                    raise wrong_type(key)
-                if not is_int_payload(row[0]):
-                    raise ValueError("the stored value is not an integer")
-                value, expires = int(row[0]) + delta, row[2]
-            if not -(1 << 63) <= value < (1 << 63):
-                raise ValueError("increment would overflow a 64-bit integer")
-            encoded = b"%d" % value
+            if row is not None and row[1] != PLAIN:
+                raise wrong_type(key)
+            value, encoded = add_to_counter(None if row is None else row[0], delta)
+            expires = (None if ttl is None else now + ttl) if row is None else row[2]
             conn.execute(_UPSERT, (key, encoded, PLAIN, expires, now, len(key) + len(encoded)))
             return value
 
