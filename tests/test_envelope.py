@@ -752,3 +752,17 @@ def test_property_any_bit_flip_in_a_signed_payload_is_caught(
     flipped = raw[:i] + bytes([raw[i] ^ (1 << bit)]) + raw[i + 1 :]
     with pytest.raises(DecodeError):
         codec.decode(KEY, flipped)
+
+
+@pytest.mark.parametrize("compression", ["zlib", "zstd"])
+def test_decompression_is_bounded(compression: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small planted payload cannot inflate past the limit (a decompression bomb)."""
+    from hotcache._core import envelope
+
+    codec = Codec(compression=compression, compress_threshold=0)
+    raw = codec.encode(KEY, b"\0" * 5000)
+    assert len(raw) < 200
+    assert codec.decode(KEY, raw)[0] == b"\0" * 5000
+    monkeypatch.setattr(envelope, "MAX_DECOMPRESSED", 4999)
+    with pytest.raises(DecodeError, match="size limit"):
+        codec.decode(KEY, raw)

@@ -44,6 +44,7 @@ COMP_MASK = 0x0C
 COMP_NONE, COMP_ZLIB, COMP_ZSTD = 0, 1, 2
 SID_BYTES, SID_TEXT = 0, 4
 MAC_SIZE = 32
+MAX_DECOMPRESSED = 512 << 20
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 _T_CREATED, _T_SOFT_EXPIRY, _T_COMPUTE_TIME, _T_TAGS = 1, 2, 3, 4
@@ -357,18 +358,26 @@ class Codec:
             except (struct.error, UnicodeDecodeError):
                 raise DecodeError("corrupt metadata") from None
         compression = (flags & COMP_MASK) >> COMP_SHIFT
+        # Bounded: a small payload planted in a shared backend must not be able to
+        # expand into gigabytes here (no real value exceeds Redis's 512 MB string).
         if compression == COMP_ZLIB:
             try:
-                body = zlib.decompress(body)
+                inflater = zlib.decompressobj()
+                body = inflater.decompress(body, MAX_DECOMPRESSED + 1)
             except zlib.error:
                 raise DecodeError("corrupt zlib body") from None
+            if len(body) > MAX_DECOMPRESSED or inflater.unconsumed_tail:
+                raise DecodeError("body decompresses past the size limit")
         elif compression == COMP_ZSTD:
             if self._zstd_d is None:
                 raise DecodeError("zstd payload but zstandard is not installed")
             try:
-                body = bytes(self._zstd_d.decompress(body))
+                with self._zstd_d.stream_reader(body) as reader:
+                    body = bytes(reader.read(MAX_DECOMPRESSED + 1))
             except self._zstd.ZstdError:
                 raise DecodeError("corrupt zstd body") from None
+            if len(body) > MAX_DECOMPRESSED:
+                raise DecodeError("body decompresses past the size limit")
         elif compression != COMP_NONE:
             raise DecodeError("unknown compression")
         return self._load(sid, body), meta
