@@ -54,3 +54,44 @@ def test_a_corrupt_file_fails_open_instead_of_failing_construction(tmp_path: Pat
         assert cache.set("k", 1) is False
         assert cache.get_or_set("k", lambda: 42) == 42
         assert cache.stats()["errors"] >= 1
+
+
+def test_a_cache_dropped_without_close_releases_its_connections(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    fds = len(os.listdir("/proc/self/fd"))
+    for _ in range(30):
+        cache = hotcache.Cache(url)
+        cache.set("k", 1)
+        del cache
+    gc.collect()
+    assert len(os.listdir("/proc/self/fd")) <= fds + 3  # not 30 caches' files left open
+
+
+def test_forks_while_threads_come_and_go(tmp_path: Path) -> None:
+    """Threads ending during a fork defer their connection's close; no fork stalls."""
+    import time
+
+    from tests_support_fork import fork_and_wait
+
+    backend = SQLiteBackend(str(tmp_path / "c.db"))
+    stop = threading.Event()
+
+    def churn() -> None:
+        while not stop.is_set():
+            worker = threading.Thread(target=backend.get, args=("k",))
+            worker.start()
+            worker.join()
+
+    churners = [threading.Thread(target=churn) for _ in range(2)]
+    for thread in churners:
+        thread.start()
+    try:
+        started = time.monotonic()
+        for _ in range(20):
+            assert fork_and_wait(lambda: backend.set("child", b"1")) == 0
+        assert time.monotonic() - started < 20  # a stalled fork would wait 30 s
+    finally:
+        stop.set()
+        for thread in churners:
+            thread.join()
+        backend.close()

@@ -573,6 +573,7 @@ def test_default_path_ignores_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         "redis://u:pa#s3cr3t@host:6379/0?db=1",
         "redis://u:pa?s3cr3t@host/0",
         "redis://u:s3cr3t@host:notaport/0",
+        "redis://:p@s3cr3t/x@h:6379/0",
     ],
 )
 def test_a_password_with_reserved_characters_never_leaks(url: str) -> None:

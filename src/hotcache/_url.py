@@ -156,7 +156,9 @@ def redact(url: str) -> str:
     """Return ``url`` with any password (userinfo or query) replaced by ``***``."""
     scheme, sep, rest = url.partition("://")
     try:
-        plain = "@" in urllib.parse.urlsplit(url).netloc
+        split = urllib.parse.urlsplit(url)
+        # A password with '@' and '/' both unencoded splits into netloc and path.
+        plain = "@" in split.netloc and "@" not in split.path
     except ValueError:
         plain = False
     if sep and "@" in rest and not plain:

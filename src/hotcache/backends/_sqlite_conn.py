@@ -131,8 +131,14 @@ def _close(conn: sqlite3.Connection) -> None:
 
 
 def _close_deferred() -> None:
-    while _deferred:
-        _close(_deferred.pop())
+    # Bounded, and safe against another thread emptying the list first: a close
+    # that is deferred again (a fork under way) waits for a later call.
+    for _ in range(len(_deferred)):
+        try:
+            conn = _deferred.pop()
+        except IndexError:
+            return
+        _close(conn)
 
 
 _deferred: list[sqlite3.Connection] = []
@@ -190,7 +196,9 @@ class ThreadConnections:
             conn.close()
             raise
         holder = _Holder(conn)
-        finalizer = weakref.finalize(holder, self._drop, id(conn), conn)
+        # The finalizer holds the pool weakly: a cache dropped without close() frees
+        # its pool, the pool's thread-locals, the holders, and so the connections.
+        finalizer = weakref.finalize(holder, _drop, weakref.ref(self), id(conn), conn)
         with self._lock:
             self._live[id(conn)] = (conn, finalizer)
         self._local.holder = holder
@@ -211,11 +219,6 @@ class ThreadConnections:
                 if "locked" not in str(exc) or time.monotonic() >= deadline:
                     raise
             time.sleep(0.005)
-
-    def _drop(self, ident: int, conn: sqlite3.Connection) -> None:
-        with self._lock:
-            self._live.pop(ident, None)
-        _close(conn)
 
     @property
     def open_count(self) -> int:
@@ -240,6 +243,15 @@ class ThreadConnections:
         # Another thread may have held the lock at fork time; the child needs its own.
         self._lock = threading.Lock()
         self._local = threading.local()
+
+
+def _drop(pool_ref: weakref.ref[ThreadConnections], ident: int, conn: sqlite3.Connection) -> None:
+    """Close a connection whose thread ended (or whose pool was dropped)."""
+    pool = pool_ref()
+    if pool is not None:
+        with pool._lock:
+            pool._live.pop(ident, None)
+    _close(conn)
 
 
 def _forget_connections_after_fork() -> None:
