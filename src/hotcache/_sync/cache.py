@@ -206,8 +206,9 @@ class Cache(CacheBase):
         ``ttl`` (``None``: the cache's ``default_ttl``) applies only when the
         counter is created; later increments keep its expiry. Counters cannot fail
         open: when the backend is unreachable this raises ``BackendUnavailable``,
-        and ``BackendTimeout`` when it does not answer in time (the increment may
-        then still have happened).
+        ``BackendTimeout`` when it does not answer in time (the increment may then
+        still have happened), and ``BackendError`` for other failures (such as
+        every pooled connection staying busy).
 
         Raises:
             ValueError: the stored value is not an integer.
