@@ -206,7 +206,10 @@ def memory_set(env: Env, payload: str) -> Scenario:
 # -- redis -------------------------------------------------------------------------
 
 
-def redis_get(env: Env, payload: str) -> Scenario:
+def _seeded_redis(
+    env: Env, payload: str
+) -> tuple[hotcache.Cache, redis.Redis, list[str], list[str], str, Callable[[bytes], Any]]:
+    """Both clients with the same keys stored; the rival's matching decoder."""
     value = PAYLOADS[payload]
     cache, raw = _redis_pair(env)
     keys = _keys(env, MANY)
@@ -214,6 +217,11 @@ def redis_get(env: Env, payload: str) -> Scenario:
     cache.set_many(dict.fromkeys(keys, value))
     raw.mset(dict.fromkeys(raw_keys, _raw_bytes(value)))
     label, loads = _raw_loader(value)
+    return cache, raw, keys, raw_keys, label, loads
+
+
+def redis_get(env: Env, payload: str) -> Scenario:
+    cache, raw, keys, raw_keys, label, loads = _seeded_redis(env, payload)
     get = raw.get
 
     def get_and_load(key: str) -> Any:
@@ -230,13 +238,7 @@ def redis_get(env: Env, payload: str) -> Scenario:
 
 
 def redis_get_many(env: Env, payload: str) -> Scenario:
-    value = PAYLOADS[payload]
-    cache, raw = _redis_pair(env)
-    keys = _keys(env, MANY)
-    raw_keys = [RAW_PREFIX + k for k in keys]
-    cache.set_many(dict.fromkeys(keys, value))
-    raw.mset(dict.fromkeys(raw_keys, _raw_bytes(value)))
-    label, loads = _raw_loader(value)
+    cache, raw, keys, raw_keys, label, loads = _seeded_redis(env, payload)
     mget = raw.mget
 
     def mget_and_load(names: list[str]) -> Any:

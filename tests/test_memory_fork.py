@@ -2,31 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-import warnings
 
 import hotcache
-
-
-def _fork() -> int:
-    with warnings.catch_warnings():  # Python 3.12+ warns on fork() with threads running
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return os.fork()
-
-
-def _wait(pid: int, timeout: float = 30.0) -> int:
-    deadline = time.monotonic() + timeout
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        if time.monotonic() > deadline:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            raise AssertionError(f"forked child {pid} hung")
-        time.sleep(0.005)
+from processes import exit_code, in_child
 
 
 def test_fork_while_threads_use_a_memory_store() -> None:
@@ -49,20 +29,14 @@ def test_fork_while_threads_use_a_memory_store() -> None:
     try:
         while ops[0] < 100:
             time.sleep(0.001)
-        pids = []
-        for i in range(10):
-            pid = _fork()
-            if pid == 0:  # pragma: no cover - the child
-                code = 1
-                try:
-                    cache.set("child", i)
-                    assert cache.get("child") == i
-                    assert cache.incr("ops") > 0
-                    code = 0
-                finally:
-                    os._exit(code)
-            pids.append(pid)
-        assert [_wait(pid) for pid in pids] == [0] * 10
+
+        def child(i: int) -> None:
+            cache.set("child", i)
+            assert cache.get("child") == i
+            assert cache.incr("ops") > 0
+
+        pids = [in_child(lambda i=i: child(i)) for i in range(10)]
+        assert [exit_code(pid) for pid in pids] == [0] * 10
     finally:
         stop.set()
         for thread in threads:

@@ -14,7 +14,6 @@ import asyncio
 import hashlib
 import logging
 import math
-import multiprocessing
 import os
 import random
 import sqlite3
@@ -29,11 +28,10 @@ from typing import Any
 import pytest
 
 from hotcache import AsyncCache, Cache
+from processes import SPAWN, run_workers
 from redis_server import RedisServer
 
 pytestmark = pytest.mark.soak
-
-SPAWN = multiprocessing.get_context("spawn")
 
 
 def _read_scale() -> float:
@@ -228,42 +226,6 @@ def sqlite_worker(wid: int, url: str, ops: int, seed: int, barrier: Any) -> dict
     for cache in (shared, private, counters):
         cache.close()
     return out
-
-
-def _entry(target: Callable[..., Any], wid: int, queue: Any, args: tuple[Any, ...]) -> None:
-    try:
-        result = target(wid, *args)
-    except BaseException:
-        queue.put((wid, False, traceback.format_exc()))
-        raise
-    queue.put((wid, True, result))
-
-
-def run_workers(target: Callable[..., Any], n: int, *args: Any, timeout: float) -> dict[int, Any]:
-    """Run ``target(wid, *args)`` in ``n`` spawned processes; return their results."""
-    queue = SPAWN.Queue()
-    procs = [SPAWN.Process(target=_entry, args=(target, wid, queue, args)) for wid in range(n)]
-    for proc in procs:
-        proc.start()
-    results: dict[int, Any] = {}
-    failures: list[str] = []
-    deadline = time.monotonic() + timeout
-    try:
-        for _ in range(n):
-            wid, ok, payload = queue.get(timeout=max(0.1, deadline - time.monotonic()))
-            if ok:
-                results[wid] = payload
-            else:
-                failures.append(f"worker {wid}:\n{payload}")
-    finally:
-        for proc in procs:
-            proc.join(timeout=max(0.1, deadline - time.monotonic()))
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
-    assert not failures, "\n".join(failures)
-    assert [proc.exitcode for proc in procs] == [0] * n
-    return results
 
 
 @dataclass

@@ -71,7 +71,7 @@ def test_forks_while_threads_come_and_go(tmp_path: Path) -> None:
     """Threads ending during a fork defer their connection's close; no fork stalls."""
     import time
 
-    from tests_support_fork import fork_and_wait
+    from processes import fork_and_wait
 
     backend = SQLiteBackend(str(tmp_path / "c.db"))
     stop = threading.Event()

@@ -14,59 +14,19 @@ import random
 import sqlite3
 import threading
 import time
-import traceback
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hotcache import Cache
+from processes import SPAWN, exit_code, in_child, run_workers
 
 PROCS = 4
-SPAWN = multiprocessing.get_context("spawn")
 
 
 # -- running workers --------------------------------------------------------------------------
-
-
-def _entry(target: Callable[..., Any], wid: int, queue: Any, args: tuple[Any, ...]) -> None:
-    try:
-        result = target(wid, *args)
-    except BaseException:
-        queue.put((wid, False, traceback.format_exc()))
-        raise
-    queue.put((wid, True, result))
-
-
-def run_workers(
-    target: Callable[..., Any], n: int, *args: Any, timeout: float = 60.0
-) -> dict[int, Any]:
-    """Run ``target(wid, *args)`` in ``n`` spawned processes; return their results."""
-    queue = SPAWN.Queue()
-    procs = [SPAWN.Process(target=_entry, args=(target, wid, queue, args)) for wid in range(n)]
-    for proc in procs:
-        proc.start()
-    results: dict[int, Any] = {}
-    failures: list[str] = []
-    deadline = time.monotonic() + timeout
-    try:
-        for _ in range(n):
-            wid, ok, payload = queue.get(timeout=max(0.1, deadline - time.monotonic()))
-            if ok:
-                results[wid] = payload
-            else:
-                failures.append(f"worker {wid}:\n{payload}")
-    finally:
-        for proc in procs:
-            proc.join(timeout=max(0.1, deadline - time.monotonic()))
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
-    assert not failures, "\n".join(failures)
-    assert all(proc.exitcode == 0 for proc in procs), [p.exitcode for p in procs]
-    return results
 
 
 def url_of(path: Path) -> str:
@@ -291,43 +251,6 @@ def test_eviction_bound_holds_under_concurrent_writers(tmp_path: Path) -> None:
 
 
 # -- fork ------------------------------------------------------------------------------------------
-
-
-def fork() -> int:
-    # Python 3.12+ warns about fork() in a threaded process; the warning is the point
-    # of the threaded test below, so it must not become an error there.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return os.fork()
-
-
-def in_child(body: Callable[[], None]) -> int:
-    """Fork; run ``body`` in the child and exit with 0 if it passed. Return the pid."""
-    pid = fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        code = 1
-        try:
-            body()
-            code = 0
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(code)
-    return pid
-
-
-def exit_code(pid: int, timeout: float = 30.0) -> int:
-    """Wait for a forked child (killing it after ``timeout`` so the suite cannot hang)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        if time.monotonic() > deadline:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            raise AssertionError(f"forked child {pid} hung")
-        time.sleep(0.01)
 
 
 def test_forked_child_uses_the_parents_cache(tmp_path: Path) -> None:
