@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from hotcache._core.freshness import FOREVER, resolve_ttl, validate_ttl
+from hotcache._core.freshness import FOREVER, apply_jitter, resolve_ttl, validate_ttl
 
 
 def test_valid_ttls() -> None:
@@ -29,3 +29,17 @@ def test_resolve_uses_the_default_only_for_none() -> None:
     assert resolve_ttl(None, 30.0) == 30.0
     assert resolve_ttl(0, 30.0) == 0.0
     assert resolve_ttl(FOREVER, 30.0) is None
+
+
+def test_jitter_spreads_within_bounds_and_can_be_off() -> None:
+    import random
+
+    rng = random.Random(7)
+    spread = [apply_jitter(100.0, 0.1, rng.random) for _ in range(1000)]
+    assert all(s is not None and 90.0 <= s <= 110.0 for s in spread)
+    assert max(s for s in spread if s) - min(s for s in spread if s) > 15  # really spread
+    assert apply_jitter(100.0, 0, rng.random) == 100.0
+    assert apply_jitter(None, 0.1, rng.random) is None
+    assert apply_jitter(0, 0.1, rng.random) == 0
+    with pytest.raises(ValueError):
+        apply_jitter(1.0, 1.5, rng.random)

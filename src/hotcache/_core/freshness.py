@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["FOREVER", "resolve_ttl", "validate_ttl"]
+__all__ = ["DEFAULT_JITTER", "FOREVER", "apply_jitter", "resolve_ttl", "validate_ttl"]
 
 FOREVER = math.inf  # pass as ttl for "never expires", whatever default_ttl says
 
@@ -39,3 +40,21 @@ def resolve_ttl(ttl: Any, default: float | None) -> float | None:
     if ttl is None:
         return default
     return validate_ttl(ttl)
+
+
+DEFAULT_JITTER = 0.1
+
+
+def apply_jitter(ttl: float | None, jitter: float, draw: Callable[[], float]) -> float | None:
+    """Spread a lifetime by up to ``±jitter`` of itself (``draw`` returns [0, 1)).
+
+    Entries written together (a warm-up, a deploy, a burst of misses) would
+    otherwise all expire in the same second and send every caller to the data
+    source at once. ``jitter=0`` keeps the lifetime exact; ``None`` and 0 pass
+    through unchanged.
+    """
+    if not 0 <= jitter < 1:
+        raise ValueError(f"jitter must be in [0, 1), got {jitter!r}")
+    if ttl is None or ttl == 0 or jitter == 0:
+        return ttl
+    return ttl * (1 + jitter * (2 * draw() - 1))
