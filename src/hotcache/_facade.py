@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 
 from ._core.breaker import Breaker
 from ._core.envelope import Codec, DecodeError
-from ._core.keys import KeyEncoder, KeyLike, header, key_text, namespace_pattern
+from ._core.keys import KeyEncoder, KeyLike, header, namespace_pattern
 from ._core.serializers import Serializer
 from ._core.stats import Counters
 from ._errors import BackendError, BackendTimeout, BackendUnavailable
@@ -133,11 +133,6 @@ class CacheBase:
 
     def _clear_pattern(self) -> str:
         return namespace_pattern(self.namespace)
-
-    @staticmethod
-    def _field(field: object) -> str:
-        """Return a hash field's text (fields are keys: str, bytes or int)."""
-        return key_text(field)
 
     def _count_healed(self, key: str, exc: DecodeError) -> None:
         self._stats.healed += 1

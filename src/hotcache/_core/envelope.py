@@ -287,10 +287,7 @@ class Codec:
             raise DecodeError("not a hotcache payload")
         if len(raw) < 4 or raw[1] != FORMAT:
             raise DecodeError("unknown envelope format")
-        flags, sid = raw[2], raw[3]
-        if flags == 0 and self._secret is None:
-            return self._load(sid, raw[4:]), None
-        return self._decode_slow(key, field, raw, flags, sid)
+        return self._decode_slow(key, field, raw, raw[2], raw[3])
 
     def decode_many(
         self, keys: Sequence[str], raws: Sequence[bytes | None], names: Sequence[K]

@@ -145,23 +145,34 @@ class MemoryBackend:
     def ttl(self, key: str) -> float | None:
         with self._lock:
             try:
-                at = self._store.expires_at(key)
+                left = self._left(key)
             except KeyError:
                 return None
-            if at is None:
-                return math.inf
-            return max(0.0, at - self._clock())
+            return math.inf if left is None else max(0.0, left)
+
+    def _left(self, key: str) -> float | None:
+        """Seconds a live entry has left (``None``: no expiry; ``KeyError``: absent)."""
+        at = self._store.expires_at(key)
+        return None if at is None else at - self._clock()
+
+    def _rewrite(self, key: str, value: Value) -> None:
+        """Replace a live entry's value, keeping its expiry (the caller holds the lock)."""
+        left = self._left(key)
+        ttl = None if left is None else max(left, 1e-9)
+        self._store.set(key, value, size=_size(key, value), ttl=ttl)
 
     def incr(self, key: str, delta: int, ttl: float | None = None) -> int:
         with self._lock:
             raw = self._store.peek(key)
+            if raw is not None and not isinstance(raw, bytes):
+                raise wrong_type(key)
             lifetime = ttl
-            if raw is not None:
-                if not isinstance(raw, bytes):
-                    raise wrong_type(key)
-                at = self._store.expires_at(key)
-                lifetime = None if at is None else at - self._clock()
-                if lifetime is not None and lifetime <= 0:  # expired just now
+            if raw is not None:  # a running counter keeps its expiry
+                try:
+                    lifetime = self._left(key)
+                except KeyError:
+                    lifetime = 0.0
+                if lifetime is not None and lifetime <= 0:  # expired just now: a new one
                     raw, lifetime = None, ttl
             value, encoded = add_to_counter(raw, delta)
             self._store.set(key, encoded, size=_size(key, encoded), ttl=lifetime)
@@ -179,12 +190,13 @@ class MemoryBackend:
     def hset(self, key: str, mapping: Mapping[str, bytes]) -> int:
         with self._lock:
             current = self._hash(key)
-            at = self._store.expires_at(key) if current is not None else None
             fields = dict(current or {})
             added = sum(1 for f in mapping if f not in fields)
             fields.update(mapping)
-            lifetime = None if at is None else max(at - self._clock(), 1e-9)
-            self._store.set(key, fields, size=_size(key, fields), ttl=lifetime)
+            if current is None:
+                self._store.set(key, fields, size=_size(key, fields))
+            else:
+                self._rewrite(key, fields)
             return added
 
     def hget(self, key: str, field: str) -> bytes | None:
@@ -199,14 +211,13 @@ class MemoryBackend:
             current = self._hash(key)
             if current is None:
                 return 0
-            remaining = {f: v for f, v in current.items() if f not in set(fields)}
+            gone = set(fields)
+            remaining = {f: v for f, v in current.items() if f not in gone}
             removed = len(current) - len(remaining)
             if not remaining:
                 self._store.delete(key)
             elif removed:
-                at = self._store.expires_at(key)
-                lifetime = None if at is None else max(at - self._clock(), 1e-9)
-                self._store.set(key, remaining, size=_size(key, remaining), ttl=lifetime)
+                self._rewrite(key, remaining)
             return removed
 
     def _hash(self, key: str) -> dict[str, bytes] | None:

@@ -19,6 +19,7 @@ from .._errors import BackendError, BackendTimeout, BackendUnavailable
 from .._url import ParsedURL
 
 __all__ = [
+    "DRIVER_ERRORS",
     "INCR_WITH_TTL",
     "PERSIST_IF_EXISTS",
     "AsyncDriver",
@@ -27,6 +28,7 @@ __all__ = [
     "make_client",
     "map_exceptions",
     "redis_glob",
+    "translate",
 ]
 
 DEFAULT_TIMEOUT = 0.25
@@ -131,34 +133,36 @@ def make_client(url: ParsedURL, options: Mapping[str, Any], driver: Driver) -> A
     return driver.client.from_pool(pool)
 
 
+DRIVER_ERRORS = (redis.exceptions.RedisError, OSError)
+
+
+def translate(exc: BaseException) -> Exception:
+    """Return hotcache's error for a redis-py or socket error (the one place that decides)."""
+    text = str(exc)
+    if isinstance(exc, (redis.exceptions.TimeoutError, TimeoutError)):
+        return BackendTimeout(f"redis: {text or 'timed out'}")
+    if isinstance(exc, redis.exceptions.MaxConnectionsError) or (
+        isinstance(exc, redis.exceptions.ConnectionError) and "No connection available" in text
+    ):
+        # Every pooled connection stayed busy for the whole timeout: the caller fails
+        # open, but Redis answered fine, so this is no reason to open the breaker.
+        return BackendError(f"redis: every connection of the pool is busy ({text})")
+    if isinstance(exc, (redis.exceptions.ConnectionError, OSError)):
+        return BackendUnavailable(f"redis: {text}")
+    if isinstance(exc, redis.exceptions.ResponseError) and (
+        "not an integer" in text or "overflow" in text
+    ):
+        return ValueError(f"the stored value is not an integer or would overflow: {text}")
+    return BackendError(f"redis: {text}")
+
+
 @contextlib.contextmanager
 def map_exceptions() -> Iterator[None]:
-    """Translate redis-py and socket errors into hotcache's, in one place."""
+    """Run a block of Redis calls with driver errors translated."""
     try:
         yield
-    except (redis.exceptions.TimeoutError, TimeoutError) as exc:
-        raise BackendTimeout(f"redis: {exc or 'timed out'}") from exc
-    except redis.exceptions.MaxConnectionsError as exc:
-        raise _busy(exc) from exc
-    except (redis.exceptions.ConnectionError, OSError) as exc:
-        if "No connection available" in str(exc):  # the pool's wait ran out
-            raise _busy(exc) from exc
-        raise BackendUnavailable(f"redis: {exc}") from exc
-    except redis.exceptions.ResponseError as exc:
-        text = str(exc)
-        if "not an integer" in text or "overflow" in text:
-            raise ValueError(
-                f"the stored value is not an integer or would overflow: {text}"
-            ) from exc
-        raise BackendError(f"redis: {text}") from exc
-    except redis.exceptions.RedisError as exc:
-        raise BackendError(f"redis: {exc}") from exc
-
-
-def _busy(exc: Exception) -> BackendError:
-    # Every pooled connection stayed busy for the whole timeout: the caller fails
-    # open, but Redis answered fine, so this is no reason to open the breaker.
-    return BackendError(f"redis: every connection of the pool is busy ({exc})")
+    except DRIVER_ERRORS as exc:
+        raise translate(exc) from exc
 
 
 def redis_glob(pattern: str) -> str:

@@ -73,6 +73,20 @@ _UPSERT_IF_DEAD = (
 )
 
 
+# key, value, kind, expires_at, stored_at, size: the columns _UPSERT writes.
+_Row = tuple[str, bytes, int, float | None, float, int]
+
+
+def _row(
+    key: str, value: bytes, kind: int, ttl: float | None = None, *, expires: float | None = None
+) -> _Row:
+    """Return the row storing ``value``: expiring ``ttl`` seconds from now, or at ``expires``."""
+    now = time.time()
+    if ttl is not None:
+        expires = now + ttl
+    return (key, value, kind, expires, now, len(key) + len(value))
+
+
 def _create_schema(conn: sqlite3.Connection) -> None:
     try:
         conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
@@ -233,28 +247,32 @@ class SQLiteBackend:
         return [found.get(key) for key in keys]
 
     def set(self, key: str, value: bytes, ttl: float | None = None, *, nx: bool = False) -> bool:
-        now = time.time()
-        expires = None if ttl is None else now + ttl
-        row = (key, value, PLAIN, expires, now, len(key) + len(value))
+        row = _row(key, value, PLAIN, ttl)
         with self._write() as conn:
+            if not nx:
+                return self._upsert(conn, [row])
             if row[-1] > self.max_bytes:
-                # Storing it would evict everything, then itself: refuse, as memory does.
-                if not nx:
-                    conn.execute("DELETE FROM hc_entries WHERE key = ?", (key,))
                 return False
-            if nx:
-                return conn.execute(_UPSERT_IF_DEAD, (*row, now)).rowcount > 0
-            conn.execute(_UPSERT, row)
-            return True
+            return conn.execute(_UPSERT_IF_DEAD, (*row, row[-2])).rowcount > 0
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
-        now = time.time()
-        expires = None if ttl is None else now + ttl
-        rows = [(k, v, PLAIN, expires, now, len(k) + len(v)) for k, v in items.items()]
-        too_big = [(row[0],) for row in rows if row[-1] > self.max_bytes]
+        rows = [_row(key, value, PLAIN, ttl) for key, value in items.items()]
         with self._write() as conn:
-            conn.executemany(_UPSERT, [row for row in rows if row[-1] <= self.max_bytes])
-            conn.executemany("DELETE FROM hc_entries WHERE key = ?", too_big)
+            self._upsert(conn, rows)
+
+    def _upsert(self, conn: sqlite3.Connection, rows: list[_Row]) -> bool:
+        """Store the rows that fit ``max_bytes``; return True if every one did.
+
+        A row too big on its own is refused (as memory does) and its key removed:
+        storing it would evict every other entry, then itself.
+        """
+        fits = [row for row in rows if row[-1] <= self.max_bytes]
+        conn.executemany(_UPSERT, fits)
+        if len(fits) == len(rows):
+            return True
+        too_big = [(row[0],) for row in rows if row[-1] > self.max_bytes]
+        conn.executemany("DELETE FROM hc_entries WHERE key = ?", too_big)
+        return False
 
     def delete(self, key: str) -> bool:
         with self._write() as conn:
@@ -308,8 +326,10 @@ class SQLiteBackend:
             if row is not None and row[1] != PLAIN:
                 raise wrong_type(key)
             value, encoded = add_to_counter(None if row is None else row[0], delta)
-            expires = (None if ttl is None else now + ttl) if row is None else row[2]
-            conn.execute(_UPSERT, (key, encoded, PLAIN, expires, now, len(key) + len(encoded)))
+            if row is None:
+                conn.execute(_UPSERT, _row(key, encoded, PLAIN, ttl))
+            else:  # a running counter keeps its expiry
+                conn.execute(_UPSERT, _row(key, encoded, PLAIN, expires=row[2]))
             return value
 
     # -- patterns -------------------------------------------------------------------
@@ -370,11 +390,7 @@ class SQLiteBackend:
         if not fields:
             conn.execute("DELETE FROM hc_entries WHERE key = ?", (key,))
             return
-        blob = pack_hash(fields)
-        if len(key) + len(blob) > self.max_bytes:
-            conn.execute("DELETE FROM hc_entries WHERE key = ?", (key,))
-            return
-        conn.execute(_UPSERT, (key, blob, HASH, expires, time.time(), len(key) + len(blob)))
+        self._upsert(conn, [_row(key, pack_hash(fields), HASH, expires=expires)])
 
     def hset(self, key: str, mapping: Mapping[str, bytes]) -> int:
         with self._write() as conn:
