@@ -28,13 +28,8 @@ RENAMES = {
     "AsyncCache": "Cache",
     "aclose": "close",
     "async_produce": "sync_produce",
-    "async_sleep": "sync_sleep",
     "make_async_backend": "make_sync_backend",
-    "AsyncIterator": "Iterator",
     "_async": "_sync",
-    "Hand-written async I/O; ``scripts/unasync.py`` generates ``_sync`` from it.": (
-        "Generated from ``_async`` by ``scripts/unasync.py``: do not edit by hand."
-    ),
 }
 
 HEADER = "# Generated from src/hotcache/_async by scripts/unasync.py. Do not edit.\n"

@@ -6,10 +6,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
-import threading
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, Union
 
@@ -20,21 +17,7 @@ T = TypeVar("T")
 AsyncAwaitable = Awaitable[T]
 SyncAwaitable = Union[T]  # noqa: UP007 (a one-member Union is the point)
 
-__all__ = [
-    "AsyncAwaitable",
-    "AsyncLock",
-    "SyncAwaitable",
-    "SyncLock",
-    "async_produce",
-    "async_sleep",
-    "sync_produce",
-    "sync_sleep",
-]
-
-AsyncLock = asyncio.Lock
-SyncLock = threading.Lock
-async_sleep = asyncio.sleep
-sync_sleep = time.sleep
+__all__ = ["AsyncAwaitable", "SyncAwaitable", "async_produce", "sync_produce"]
 
 
 async def async_produce(producer: Callable[[], T | Awaitable[T]]) -> T:

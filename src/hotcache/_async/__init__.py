@@ -1,1 +1,1 @@
-"""Hand-written async I/O; ``scripts/unasync.py`` generates ``_sync`` from it."""
+"""The faces' I/O: ``_async`` is written by hand; ``_sync`` is generated from it."""

@@ -1,2 +1,2 @@
 # Generated from src/hotcache/_async by scripts/unasync.py. Do not edit.
-"""Hand-written async I/O; ``scripts/unasync.py`` generates ``_sync`` from it."""
+"""The faces' I/O: ``_async`` is written by hand; ``_sync`` is generated from it."""
