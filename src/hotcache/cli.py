@@ -8,17 +8,15 @@ stderr, no traceback, never a password).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
-import urllib.parse
 from collections.abc import Sequence
 from typing import Any
 
 from . import __version__
 from ._errors import CacheError
 from ._sync.cache import Cache
-from ._url import ENV_VAR, OPTIONS
+from ._url import ENV_VAR
 
 __all__ = ["main"]
 
@@ -166,39 +164,6 @@ class _UsageError(Exception):
     """A bad command-line value, reported like an argparse error."""
 
 
-def _secrets(url: str | None) -> list[str]:
-    """Return the secret parts of ``url`` (and ``$HOTCACHE_URL``) to scrub from messages."""
-    found: list[str] = []
-    for text in (url, os.environ.get(ENV_VAR)):
-        if not text:
-            continue
-        try:
-            parts = urllib.parse.urlsplit(text)
-            password = parts.password
-        except ValueError:
-            # Unparsable: fall back to whatever follows "user:" in the netloc.
-            netloc = text.partition("://")[2].partition("/")[0]
-            password = netloc.rpartition("@")[0].partition(":")[2] or None
-            parts = None
-        if password:
-            found += [password, urllib.parse.unquote(password)]
-        if parts is not None:
-            for name, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
-                spec = OPTIONS.get(name)
-                if spec is not None and spec.secret and value:
-                    found += [value, urllib.parse.quote(value, safe="")]
-    for name in ("HOTCACHE_SECRET",):
-        if os.environ.get(name):
-            found.append(os.environ[name])
-    return sorted({s for s in found if s}, key=len, reverse=True)
-
-
-def _scrub(message: str, secrets: Sequence[str]) -> str:
-    for secret in secrets:
-        message = message.replace(secret, "***")
-    return " ".join(message.split())
-
-
 _COMMANDS = {
     "demo": _demo,
     "stats": _stats,
@@ -219,7 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _COMMANDS[args.command](args)
     except (CacheError, ValueError, TypeError, _UsageError) as exc:
-        text = _scrub(str(exc) or type(exc).__name__, _secrets(getattr(args, "url", None)))
+        # The library keeps passwords out of its messages (see hotcache._url.redact).
+        text = " ".join((str(exc) or type(exc).__name__).split())
         print(f"{_PROG}: error: {text}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
