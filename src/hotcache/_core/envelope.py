@@ -208,10 +208,6 @@ class Codec:
         self._zstd_c = self._zstd.ZstdCompressor(level=3) if self._zstd else None
         self._zstd_d = self._zstd.ZstdDecompressor() if self._zstd else None
 
-    @property
-    def signed(self) -> bool:
-        return self._secret is not None
-
     def encode(
         self, key: str, value: Any, meta: Meta | None = None, *, field: str | None = None
     ) -> bytes:

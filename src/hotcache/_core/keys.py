@@ -134,10 +134,6 @@ class KeyEncoder:
             prefix = raw.decode("utf-8", "ignore")
         return f"{self._hashed_head}{prefix}~{digest}"
 
-    def pattern(self) -> str:
-        """Return a glob matching every key under this header (hashed ones too)."""
-        return glob_escape(self.header) + "[:#]*"
-
 
 def namespace_pattern(namespace: str) -> str:
     """Return a glob matching every key of a namespace, whatever tenant or version."""
