@@ -26,6 +26,7 @@ SYNC_DIR = ROOT / "src" / "hotcache" / "_sync"
 
 RENAMES = {
     "AsyncCache": "Cache",
+    "AsyncRunner": "SyncRunner",
     "aclose": "close",
     "async_produce": "sync_produce",
     "make_async_backend": "make_sync_backend",

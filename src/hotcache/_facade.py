@@ -5,19 +5,28 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+import random
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar, overload
 
+from ._context import Context, KeySpace, Scope, TenantResolver
 from ._core.breaker import Breaker
 from ._core.envelope import Codec, DecodeError
-from ._core.keys import KeyEncoder, KeyLike, header, namespace_pattern
+from ._core.freshness import DEFAULT_JITTER, apply_jitter
+from ._core.keys import KeyLike, namespace_pattern, tenant_pattern
 from ._core.serializers import Serializer
 from ._core.stats import Counters
 from ._errors import BackendError, BackendTimeout, BackendUnavailable
 from ._url import ParsedURL, parse_option, parse_url
 
+if TYPE_CHECKING:
+    from ._decorator import Decorated
+
 __all__ = ["CacheBase", "Settings", "resolve_settings"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 log = logging.getLogger("hotcache")
 
@@ -32,6 +41,7 @@ _FACADE_OPTIONS = frozenset(
         "compress_threshold",
         "secret",
         "on_error",
+        "jitter",
         "breaker_threshold",
         "breaker_window",
     }
@@ -51,6 +61,7 @@ class Settings:
     compress_threshold: int
     secret: str | bytes | None
     on_error: str
+    jitter: float
     breaker_threshold: int
     breaker_window: float
     backend_options: Mapping[str, Any]
@@ -85,6 +96,7 @@ def resolve_settings(url: str | None, overrides: Mapping[str, Any]) -> Settings:
         compress_threshold=options.get("compress_threshold", 1024),
         secret=options.get("secret"),
         on_error=options.get("on_error", "open"),
+        jitter=options.get("jitter", DEFAULT_JITTER),
         breaker_threshold=options.get("breaker_threshold", 2),
         breaker_window=options.get("breaker_window", 1.0),
         backend_options=backend_options,
@@ -94,10 +106,14 @@ def resolve_settings(url: str | None, overrides: Mapping[str, Any]) -> Settings:
 class CacheBase:
     """State and pure decisions shared by both faces."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, tenant: str | TenantResolver | None = None) -> None:
         self.settings = settings
         self.namespace = settings.namespace
-        self._keys = KeyEncoder(header(settings.namespace, version=settings.version))
+        self._context = Context(tenant)
+        self._space = KeySpace(settings.namespace, settings.version, self._context)
+        self._keys = self._space.plain  # the encoder while no tenant is in play
+        # Tag versions belong to the namespace (and tenant), not to one version.
+        self._tag_space = KeySpace(settings.namespace, None, self._context)
         self._codec = Codec(
             settings.serializer,
             compression=settings.compression,
@@ -126,13 +142,172 @@ class CacheBase:
     def _backend_evictions(self) -> int:
         return 0
 
+    def _close_twin(self) -> None:
+        """Close the Redis client a sync twin opened for this cache's plain functions."""
+        twin = self.__dict__.get("_twin")
+        if twin is not None and twin.__dict__.get("_owns_backend"):
+            twin._backend.close()
+
+    # -- tenants and request scopes --------------------------------------------
+
+    def tenant(self, tenant: str | None) -> Scope:
+        """Return a block (``with`` / ``async with``) whose calls run under ``tenant``.
+
+        Every key in the block carries the tenant, so tenants never see each
+        other's entries and ``clear()`` in the block clears only this tenant.
+        ``None`` runs the block under no tenant, whatever the resolver says.
+
+        Raises:
+            TypeError, ValueError: ``tenant`` is not a non-empty ``str`` or ``None``.
+        """
+        return self._context.tenant_block(tenant)
+
+    def request_scope(self) -> Scope:
+        """Return a block (``with`` / ``async with``) that reads each key once.
+
+        Inside it, a key's first read goes to the backend and later reads of it
+        are answered from the scope; writes and deletes through this cache update
+        the scope. The scope belongs to the current thread or asyncio task (and
+        the tasks it starts). Nested blocks share the outer scope.
+        """
+        return self._context.scope_block()
+
+    # -- decorators -------------------------------------------------------------
+
+    @overload
+    def cached(self, fn: Callable[P, R], /) -> Decorated[P, R]: ...
+
+    @overload
+    def cached(
+        self,
+        fn: None = None,
+        /,
+        *,
+        ttl: float | None = None,
+        key: str | Callable[..., Any] | None = None,
+        namespace: str | None = None,
+        version: str | int | None = None,
+        tags: Iterable[str] | Callable[..., Iterable[str]] | None = None,
+        condition: Callable[[Any], bool] | None = None,
+        unless: Callable[[Any], bool] | None = None,
+        jitter: float | None = None,
+        cache_errors: Iterable[type[BaseException]] = (),
+        error_ttl: float = 5.0,
+    ) -> Callable[[Callable[P, R]], Decorated[P, R]]: ...
+
+    def cached(
+        self,
+        fn: Callable[..., Any] | None = None,
+        /,
+        *,
+        ttl: float | None = None,
+        key: str | Callable[..., Any] | None = None,
+        namespace: str | None = None,
+        version: str | int | None = None,
+        tags: Iterable[str] | Callable[..., Iterable[str]] | None = None,
+        condition: Callable[[Any], bool] | None = None,
+        unless: Callable[[Any], bool] | None = None,
+        jitter: float | None = None,
+        cache_errors: Iterable[type[BaseException]] = (),
+        error_ttl: float = 5.0,
+    ) -> Any:
+        """Cache a function's results by its arguments (``@cached`` or ``@cached(...)``).
+
+        Works on plain and ``async def`` functions (an ``async def`` runs on the
+        async face whichever cache decorates it), methods, classmethods and
+        staticmethods. See ``docs/decorator.md``.
+
+        Args:
+            ttl: lifetime in seconds (default: the cache's ``default_ttl``).
+            key: a template such as ``"user:{user_id}"`` (formatted with the bound
+                arguments) or a callable taking the function's arguments; default:
+                the function's ``module.qualname`` and its bound arguments.
+            namespace, version: put this function's entries under their own.
+            tags: tags every entry carries, or a callable of the arguments
+                returning them.
+            condition: store a result only if ``condition(result)`` is true.
+            unless: do not store a result if ``unless(result)`` is true.
+            jitter: spread each lifetime by up to ±jitter (default: the cache's,
+                0.1); 0 keeps lifetimes exact.
+            cache_errors: exception classes to cache for ``error_ttl`` seconds
+                (re-raised on each hit); others are never cached.
+
+        Raises:
+            TypeError: ``fn`` is a generator function or not callable; bad options.
+            ValueError: a bad ``ttl``, ``jitter`` or template.
+        """
+        from ._decorator import decorate
+
+        def wrap(target: Callable[..., Any]) -> Any:
+            return decorate(
+                self,
+                target,
+                key=key,
+                ttl=ttl,
+                namespace=namespace,
+                version=version,
+                tags=tags,
+                condition=condition,
+                unless=unless,
+                jitter=jitter,
+                cache_errors=cache_errors,
+                error_ttl=error_ttl,
+            )
+
+        return wrap if fn is None else wrap(fn)
+
+    def writes(
+        self,
+        key: str | Callable[..., Any],
+        *,
+        ttl: float | None = None,
+        tags: Iterable[str] | None = None,
+    ) -> Callable[[Callable[..., Any]], Any]:
+        """Decorate a save function so the cache follows it (write-through).
+
+        The function's return value is stored under ``key`` (a template of its
+        arguments, such as ``"user:{user.id}"``, or a callable of them) once it
+        returned; if it raises, the entry is deleted and the exception propagates.
+        See ``write_through``.
+        """
+        from ._decorator import writes
+
+        def wrap(fn: Callable[..., Any]) -> Any:
+            return writes(self, fn, key=key, ttl=ttl, tags=tags)
+
+        return wrap
+
     # -- keys and values ------------------------------------------------------
 
     def _key(self, key: KeyLike) -> str:
-        return self._keys.encode(key)
+        return self._space.encoder().encode(key)
 
     def _clear_pattern(self) -> str:
-        return namespace_pattern(self.namespace)
+        tenant = self._context.tenant() if self._context.active else None
+        if tenant is None:
+            return namespace_pattern(self.namespace)
+        return tenant_pattern(self.namespace, tenant)
+
+    def _spread(self, lifetime: float | None, jitter: float | None) -> float | None:
+        """Return ``lifetime`` spread by ``jitter`` (``None``: the cache's default)."""
+        chosen = self.settings.jitter if jitter is None else jitter
+        return apply_jitter(lifetime, chosen, random.random)
+
+    def _scope(self) -> dict[str, bytes | None] | None:
+        return self._context.scope() if self._context.active else None
+
+    def _remember(self, items: Mapping[str, bytes | None]) -> None:
+        """Record what this call wrote (``None``: deleted) in the open request scope."""
+        scope = self._scope()
+        if scope is not None:
+            scope.update(items)
+
+    def _forget(self, keys: Iterable[str]) -> None:
+        """Drop keys whose stored state this call cannot tell from the request scope."""
+        scope = self._scope()
+        if scope is not None:
+            for k in keys:
+                scope.pop(k, None)
 
     def _count_healed(self, key: str, exc: DecodeError) -> None:
         self._stats.healed += 1

@@ -47,6 +47,13 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise ValueError("expected a fraction in [0, 1)")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -102,6 +109,7 @@ OPTIONS: Mapping[str, Option] = {
     "compress_threshold": Option(_count, _ALL),
     "secret": Option(_text, _ALL, secret=True),
     "on_error": Option(_choice("open", "raise"), _ALL),
+    "jitter": Option(_fraction, _ALL),
     "breaker_threshold": Option(_positive_int, _ALL),
     "breaker_window": Option(_seconds, _ALL),
     # bounded local stores

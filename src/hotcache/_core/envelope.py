@@ -26,14 +26,14 @@ import json
 import struct
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from hashlib import sha256
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from .._errors import ConfigError, SerializationError
 from .serializers import Serializer, get_serializer
+from .tags import parse_version
 
-__all__ = ["Codec", "DecodeError", "Meta", "add_to_counter", "is_int_payload"]
+__all__ = ["SLOW", "Codec", "DecodeError", "Meta", "add_to_counter", "is_int_payload"]
 
 MAGIC = 0xC5
 FORMAT = 1
@@ -48,6 +48,9 @@ MAX_DECOMPRESSED = 512 << 20
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 _T_CREATED, _T_SOFT_EXPIRY, _T_COMPUTE_TIME, _T_TAGS = 1, 2, 3, 4
+_FLOAT_FIELDS = frozenset({_T_CREATED, _T_SOFT_EXPIRY, _T_COMPUTE_TIME})
+_TAGGED_HEAD = bytes((MAGIC, FORMAT, HAS_META))
+SLOW: Any = object()  # decode_tagged's "take the general path"
 _F64 = struct.Struct("!d")
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
@@ -55,6 +58,7 @@ _U64 = struct.Struct("!Q")
 _TLV = struct.Struct("!BH")
 
 K = TypeVar("K")
+Tags = tuple[tuple[str, int], ...]
 
 
 class DecodeError(Exception):
@@ -65,8 +69,7 @@ class DecodeError(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class Meta:
+class Meta(NamedTuple):
     """Entry metadata that policy needs: timestamps, compute time, tag versions."""
 
     created: float | None = None
@@ -93,24 +96,26 @@ class Meta:
 
     @classmethod
     def decode(cls, data: bytes) -> Meta:
-        fields: dict[str, Any] = {}
-        pos = 0
-        while pos < len(data):
+        created = soft_expiry = compute_time = None
+        tags: tuple[tuple[str, int], ...] = ()
+        pos, end = 0, len(data)
+        while pos < end:
             kind, size = _TLV.unpack_from(data, pos)
-            pos += _TLV.size
-            value = data[pos : pos + size]
-            if len(value) != size:
+            pos += 3
+            if pos + size > end:
                 raise DecodeError("truncated metadata")
-            pos += size
-            if kind == _T_CREATED:
-                fields["created"] = _F64.unpack(value)[0]
+            if kind == _T_TAGS:
+                tags = _decode_tags(data[pos : pos + size])
+            elif kind in _FLOAT_FIELDS and size != 8:
+                raise DecodeError("corrupt metadata")
+            elif kind == _T_CREATED:
+                created = _F64.unpack_from(data, pos)[0]
             elif kind == _T_SOFT_EXPIRY:
-                fields["soft_expiry"] = _F64.unpack(value)[0]
+                soft_expiry = _F64.unpack_from(data, pos)[0]
             elif kind == _T_COMPUTE_TIME:
-                fields["compute_time"] = _F64.unpack(value)[0]
-            elif kind == _T_TAGS:
-                fields["tags"] = _decode_tags(value)
-        return cls(**fields)
+                compute_time = _F64.unpack_from(data, pos)[0]
+            pos += size
+        return cls(created, soft_expiry, compute_time, tags)
 
 
 def _decode_tags(blob: bytes) -> tuple[tuple[str, int], ...]:
@@ -205,6 +210,7 @@ class Codec:
             else {bytes((MAGIC, FORMAT, 0, sid)): load for sid, load in loaders.items()}
         )
         self._dumps = self.serializer.dumps
+        self._tag_blobs: dict[tuple[tuple[str, ...], tuple[bytes | None, ...]], bytes] = {}
         self._zstd_c = self._zstd.ZstdCompressor(level=3) if self._zstd else None
         self._zstd_d = self._zstd.ZstdDecompressor() if self._zstd else None
 
@@ -266,6 +272,39 @@ class Codec:
         mac.update(body)
         return mac.digest()
 
+    def decode_tagged(
+        self, raw: bytes, tags: tuple[str, ...], versions: tuple[bytes | None, ...]
+    ) -> Any:
+        """Return the value of ``raw`` if its metadata is exactly ``tags`` at ``versions``.
+
+        ``versions`` are the tag keys' payloads, as read. The common case of a
+        decorated function's hit: one byte comparison instead of parsing the
+        metadata. Returns ``SLOW`` for anything else (signed, compressed, other
+        metadata, other versions): ``decode`` then decides.
+        """
+        if raw[:3] != _TAGGED_HEAD or self._secret is not None:
+            return SLOW
+        memo = (tags, versions)
+        blob = self._tag_blobs.get(memo)
+        if blob is None:
+            numbers = [parse_version(v) for v in versions]
+            if None in numbers:
+                return SLOW
+            encoded = Meta(tags=tuple(zip(tags, numbers, strict=True))).encode()  # type: ignore[arg-type]
+            blob = _U16.pack(len(encoded)) + encoded
+            if len(self._tag_blobs) >= 4096:
+                self._tag_blobs.clear()
+            self._tag_blobs[memo] = blob
+        if not raw.startswith(blob, 4):
+            return SLOW
+        load = self._loaders.get(raw[3])
+        if load is None:
+            return SLOW
+        try:
+            return load(raw[4 + len(blob) :])
+        except Exception:
+            return SLOW
+
     def decode(self, key: str, raw: bytes, *, field: str | None = None) -> tuple[Any, Meta | None]:
         """Return ``(value, meta)`` from a stored payload, or raise ``DecodeError``."""
         try:
@@ -287,11 +326,12 @@ class Codec:
 
     def decode_many(
         self, keys: Sequence[str], raws: Sequence[bytes | None], names: Sequence[K]
-    ) -> tuple[dict[K, Any], int, list[tuple[str, DecodeError]]]:
+    ) -> tuple[dict[K, Any], int, list[tuple[str, DecodeError]], list[tuple[K, Tags]]]:
         """Decode payloads read together (``None`` for absent ones) for ``get_many``.
 
         Returns ``{name: value}`` for the payloads that decode, how many did
-        (duplicates count each time), and ``[(key, error)]`` for those to heal.
+        (duplicates count each time), ``[(key, error)]`` for those to heal, and
+        ``[(name, tags)]`` for entries that carry tag versions to check.
         One loop instead of a ``decode`` call per payload: those calls were most
         of a ``get_many``'s own cost.
 
@@ -302,6 +342,7 @@ class Codec:
         found: dict[K, Any] = {}
         hits = 0
         broken: list[tuple[str, DecodeError]] = []
+        tagged: list[tuple[K, Tags]] = []
         for key, name, raw in zip(keys, names, raws, strict=True):
             if raw is None:
                 continue
@@ -311,10 +352,12 @@ class Codec:
                 load = None
             if load is None:
                 try:
-                    found[name] = self.decode(key, raw)[0]
+                    found[name], meta = self.decode(key, raw)
                 except DecodeError as exc:
                     broken.append((key, exc))
                     continue
+                if meta is not None and meta.tags:
+                    tagged.append((name, meta.tags))
             else:
                 try:
                     found[name] = load(raw[4:])
@@ -322,7 +365,7 @@ class Codec:
                     broken.append((key, DecodeError("payload does not deserialize")))
                     continue
             hits += 1
-        return found, hits, broken
+        return found, hits, broken, tagged
 
     def _decode_slow(
         self, key: str, field: str | None, raw: bytes, flags: int, sid: int

@@ -2,8 +2,10 @@
 
 A backend key is ``<header>:<key text>`` where the header is the escaped
 namespace, then ``!tenant`` and ``@version`` when given, then ``#`` when the key
-was hashed. Header parts escape ``% : ! @ #`` as ``%XX``, so the header ends at
-the first raw ``:`` and two different tuples can never produce one backend key.
+was hashed. A tag's version lives under ``<header>#t:<tag>`` (``#T:`` and a
+digest when the tag is long), apart from every entry key. Header parts escape
+``% : ! @ #`` as ``%XX``, so the header ends at the first raw ``:`` and two
+different tuples can never produce one backend key.
 The key text is the last part and needs no escaping.
 
 Key texts: a ``str`` is itself, an ``int`` its decimal digits, ``bytes`` its
@@ -26,6 +28,7 @@ __all__ = [
     "header",
     "key_text",
     "namespace_pattern",
+    "tenant_pattern",
 ]
 
 KeyLike = str | bytes | int
@@ -92,7 +95,7 @@ def glob_escape(text: str) -> str:
 class KeyEncoder:
     """Encode user keys under one fixed header; hot path of every call."""
 
-    __slots__ = ("_cache", "_hashed_head", "_head", "header")
+    __slots__ = ("_cache", "_hashed_head", "_head", "_tags", "header")
 
     def __init__(self, head: str) -> None:
         self.header = head
@@ -100,6 +103,7 @@ class KeyEncoder:
         self._hashed_head = head + "#:"
         # Most services use a small set of hot keys: memoise their encoding.
         self._cache: dict[object, str] = {}
+        self._tags: dict[str, str] = {}
 
     def encode(self, key: KeyLike) -> str:
         """Return the backend key for ``key``."""
@@ -121,6 +125,21 @@ class KeyEncoder:
             # An unhashable key: encode one by one so its own error is the one raised.
             return [encode(key) for key in keys]
 
+    def tag(self, tag: str) -> str:
+        """Return the backend key that holds ``tag``'s version."""
+        try:
+            return self._tags[tag]
+        except KeyError:
+            pass
+        raw = tag.encode("utf-8")
+        if len(raw) + len(self.header) + 3 <= MAX_KEY_BYTES:
+            out = f"{self.header}#t:{tag}"
+        else:
+            out = f"{self.header}#T:{hashlib.sha256(raw).hexdigest()[:40]}"
+        if len(self._tags) < 4096:
+            self._tags[tag] = out
+        return out
+
     def _encode(self, key: object) -> str:
         text = key_text(key)
         full = self._head + text
@@ -138,3 +157,8 @@ class KeyEncoder:
 def namespace_pattern(namespace: str) -> str:
     """Return a glob matching every key of a namespace, whatever tenant or version."""
     return glob_escape(_escape(namespace)) + "[:!@#]*"
+
+
+def tenant_pattern(namespace: str, tenant: str) -> str:
+    """Return a glob matching every key of one tenant of a namespace, whatever version."""
+    return glob_escape(header(namespace, tenant=tenant)) + "[:@#]*"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from heapq import heapify, heappop, heappush
 from itertools import count
@@ -111,18 +111,27 @@ class Store(Generic[V]):
         An expired entry found here is removed.
         """
         with self._lock:
-            self._reads -= 1
-            if not self._reads:
-                self._read_upkeep()
-            entry = self._data.get(key)
-            if entry is None:
-                return None
-            expires = entry.expires
-            if expires is not None and self._clock() >= expires:
-                self._expire(key, entry)
-                return None
-            self._hit(key)
-            return entry.value
+            return self._get(key)
+
+    def get_many(self, keys: Sequence[str]) -> list[V | None]:
+        """Return ``get(key)`` for each key, in order, under one hold of the lock."""
+        with self._lock:
+            get = self._get
+            return [get(key) for key in keys]
+
+    def _get(self, key: str) -> V | None:
+        self._reads -= 1
+        if not self._reads:
+            self._read_upkeep()
+        entry = self._data.get(key)
+        if entry is None:
+            return None
+        expires = entry.expires
+        if expires is not None and self._clock() >= expires:
+            self._expire(key, entry)
+            return None
+        self._hit(key)
+        return entry.value
 
     def peek(self, key: str) -> V | None:
         """Return the live value of `key` without recording an access, or None."""

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
 from .._concurrency import SyncAwaitable, sync_produce
-from .._core.envelope import DecodeError
+from .._context import TenantResolver
+from .._core import tags as tagging
+from .._core.envelope import SLOW, DecodeError, Meta
 from .._core.freshness import resolve_ttl
 from .._core.keys import KeyLike, key_text
 from .._core.missing import MISSING, Missing
@@ -30,6 +32,8 @@ class Cache(CacheBase):
         url: ``memory://``, ``sqlite:///path.db``, ``redis://...``, ``null://``...;
             ``None`` reads ``HOTCACHE_URL`` or uses the embedded SQLite default.
         backend: use this backend object instead of building one from the URL.
+        tenant: a tenant name, or a callable returning the current one (or
+            ``None``), put into every key; see ``tenant()``.
         **options: any URL option (``namespace``, ``default_ttl``, ``serializer``,
             ``secret``, ``on_error``, ...); keywords override the URL.
 
@@ -38,9 +42,15 @@ class Cache(CacheBase):
     """
 
     def __init__(
-        self, url: str | None = None, *, backend: SyncBackend | None = None, **options: Any
+        self,
+        url: str | None = None,
+        *,
+        backend: SyncBackend | None = None,
+        tenant: str | TenantResolver | None = None,
+        **options: Any,
     ) -> None:
-        super().__init__(resolve_settings(url, options))
+        super().__init__(resolve_settings(url, options), tenant)
+        self._custom = backend is not None
         self._backend = backend or make_sync_backend(self.settings)
 
     def _backend_evictions(self) -> int:
@@ -60,6 +70,7 @@ class Cache(CacheBase):
     def close(self) -> None:
         """Release connections and files."""
         self._backend.close()
+        self._close_twin()
 
     # -- the guarded call -------------------------------------------------------
 
@@ -80,47 +91,130 @@ class Cache(CacheBase):
 
     def _heal(self, key: str, exc: DecodeError) -> None:
         self._count_healed(key, exc)
+        self._forget((key,))
         self._call(False, self._backend.delete, key)
+
+    def _read(self, keys: Sequence[str]) -> Sequence[bytes | None] | None:
+        """Read payloads in one round trip (through the request scope, if open).
+
+        Returns ``None`` when the read failed open: absent and unknown differ,
+        and only what the backend answered may be remembered.
+        """
+        scope = self._scope()
+        todo = keys if scope is None else [k for k in keys if k not in scope]
+        if todo:
+            # ``_call`` inlined, as in ``get``: this is every decorated call's read.
+            breaker = self._breaker
+            if breaker.open_until and self._blocked():
+                return None
+            try:
+                raws = self._backend.get_many(todo)
+            except BackendError as exc:
+                self._failed(exc)
+                return None
+            if breaker.failures or breaker.open_until:
+                self._succeeded()
+            if scope is None:
+                return raws
+            scope.update(zip(todo, raws, strict=True))
+        assert scope is not None
+        return [scope[k] for k in keys]
+
+    def _current(self, carried: Sequence[tuple[str, int]], versions: dict[str, int | None]) -> bool:
+        """Return True if an entry carrying these tag versions is still current."""
+        verdict = tagging.current(carried, versions)
+        if verdict is None:
+            unread = [tag for tag, _ in carried if tag not in versions]
+            tag_keys = self._tag_space.encoder()
+            raws = self._read([tag_keys.tag(tag) for tag in unread])
+            if raws is None:
+                return False  # cannot vouch for it: a miss, never a stale hit
+            versions.update(zip(unread, map(tagging.parse_version, raws), strict=True))
+            verdict = tagging.current(carried, versions)
+        return bool(verdict)
 
     # -- reads --------------------------------------------------------------------
 
     def get(self, key: KeyLike, default: D | None = None) -> Any | D | None:
         """Return the value stored under ``key``, or ``default`` on a miss."""
         # ``_call`` inlined: the extra frame and tuple cost a tenth of a memory hit.
-        k = self._keys.encode(key)
-        breaker = self._breaker
-        if breaker.open_until and self._blocked():
-            raw = None
+        if self._context.active:
+            k = self._space.encoder().encode(key)
+            scope = self._context.scope()
         else:
-            try:
-                raw = self._backend.get(k)
-            except BackendError as exc:
-                self._failed(exc)
+            k = self._keys.encode(key)
+            scope = None
+        if scope is not None and k in scope:
+            raw = scope[k]
+        else:
+            breaker = self._breaker
+            if breaker.open_until and self._blocked():
                 raw = None
             else:
-                if breaker.failures or breaker.open_until:
-                    self._succeeded()
+                try:
+                    raw = self._backend.get(k)
+                except BackendError as exc:
+                    self._failed(exc)
+                    raw = None
+                else:
+                    if breaker.failures or breaker.open_until:
+                        self._succeeded()
+                    if scope is not None:
+                        scope[k] = raw
+        value = self._decoded(k, raw, {})
+        return default if value is MISSING else value
+
+    def _decoded(self, k: str, raw: bytes | None, versions: dict[str, int | None]) -> Any:
+        """Return the value of a payload read under ``k``, or ``MISSING`` (counted)."""
         if raw is None:
             self._stats.misses += 1
-            return default
+            return MISSING
         try:
-            value = self._codec.decode(k, raw)[0]
+            value, meta = self._codec.decode(k, raw)
         except DecodeError as exc:
             self._stats.misses += 1
             self._heal(k, exc)
-            return default
+            return MISSING
+        if meta is not None and meta.tags and not self._current(meta.tags, versions):
+            self._stats.misses += 1
+            return MISSING
         self._stats.hits += 1
         return value
+
+    def _lookup(self, k: str, tags: tuple[str, ...]) -> tuple[Any, dict[str, int | None] | None]:
+        """Read an entry and the versions of ``tags`` in one round trip.
+
+        Returns the value (``MISSING`` on a miss) and, on a miss, the versions
+        read, which the producer's result is then written with (``None`` when
+        the read failed open: a write would fail too).
+        """
+        tag_keys = self._tag_space.encoder()
+        raws = self._read([*(tag_keys.tag(tag) for tag in tags), k])
+        if raws is None:
+            self._stats.misses += 1
+            return MISSING, None
+        raw = raws[-1]
+        if raw is not None and tags:
+            value = self._codec.decode_tagged(raw, tags, tuple(raws[:-1]))
+            if value is not SLOW:
+                self._stats.hits += 1
+                return value, None
+        versions = dict(zip(tags, map(tagging.parse_version, raws[:-1]), strict=True))
+        return self._decoded(k, raw, versions), versions
 
     def get_many(self, keys: Iterable[KeyLike]) -> dict[KeyLike, Any]:
         """Return ``{key: value}`` for the keys that hit, in one round trip."""
         wanted = list(keys)
-        encoded = self._keys.encode_many(wanted)
+        encoded = self._space.encoder().encode_many(wanted)
         if not encoded:
             return {}
-        absent: list[bytes | None] = [None] * len(encoded)
-        raws = self._call(absent, self._backend.get_many, encoded)
-        found, hits, broken = self._codec.decode_many(encoded, raws, wanted)
+        raws = self._read(encoded) or [None] * len(encoded)
+        found, hits, broken, tagged = self._codec.decode_many(encoded, raws, wanted)
+        versions: dict[str, int | None] = {}
+        for name, carried in tagged:
+            if not self._current(carried, versions):
+                found.pop(name, None)
+                hits -= 1
         self._stats.hits += hits
         self._stats.misses += len(encoded) - hits
         for k, exc in broken:
@@ -129,37 +223,121 @@ class Cache(CacheBase):
 
     def exists(self, key: KeyLike) -> bool:
         """Return True if ``key`` holds a live entry."""
-        return self._call(False, self._backend.exists, self._keys.encode(key))
+        return self._call(False, self._backend.exists, self._key(key))
 
     def ttl(self, key: KeyLike) -> float | Missing | None:
         """Return seconds left, ``None`` if the entry never expires, ``MISSING`` if absent."""
-        left = self._call(None, self._backend.ttl, self._keys.encode(key))
+        left = self._call(None, self._backend.ttl, self._key(key))
         if left is None:
             return MISSING
         return None if left == float("inf") else left
 
     # -- writes -------------------------------------------------------------------
 
-    def set(self, key: KeyLike, value: Any, ttl: float | None = None, *, nx: bool = False) -> bool:
+    def set(
+        self,
+        key: KeyLike,
+        value: Any,
+        ttl: float | None = None,
+        *,
+        nx: bool = False,
+        tags: Iterable[str] | None = None,
+    ) -> bool:
         """Store ``value``; return True if it is now stored.
 
         ``ttl=None`` uses the cache's ``default_ttl``; ``ttl=0`` expires the entry
         at once; ``hotcache.FOREVER`` never expires. ``nx=True`` stores only if
-        the key is absent.
+        the key is absent. ``tags`` are recorded with the entry (see
+        ``docs/patterns.md``).
 
         Raises:
-            ValueError: a negative, NaN or non-numeric ``ttl``.
+            ValueError: a negative, NaN or non-numeric ``ttl``; a bad tag.
             SerializationError: the value cannot be encoded; nothing is stored.
         """
-        k = self._keys.encode(key)
+        k = self._key(key)
         lifetime = resolve_ttl(ttl, self._default_ttl)
-        payload = self._codec.encode(k, value)
+        tag_names = tagging.validate_tags(tags) if tags else ()
+        return self._store(k, value, lifetime, tag_names, nx=nx)
+
+    def _store(
+        self,
+        k: str,
+        value: Any,
+        lifetime: float | None,
+        tags: Sequence[str] = (),
+        versions: dict[str, int | None] | None = None,
+        *,
+        nx: bool = False,
+    ) -> bool:
+        """Encode and write one entry, carrying ``tags`` at ``versions`` (read if absent)."""
+        meta = None
+        if tags and lifetime != 0:
+            carried = self._versions(tags, {} if versions is None else versions)
+            if carried is None:  # the backend failed: nothing can be stored
+                self._codec.encode(k, value)  # but a bad value is still refused
+                return False
+            meta = Meta(tags=carried)
+        payload = self._codec.encode(k, value, meta)
         if lifetime == 0:
             if not nx:
-                self._call(False, self._backend.delete, k)
+                self._delete(k)
             return False
         self._stats.sets += 1
-        return self._call(False, self._backend.set, k, payload, lifetime, nx=nx)
+        stored = self._call(False, self._backend.set, k, payload, lifetime, nx=nx)
+        if stored:
+            self._remember({k: payload})
+        else:
+            self._forget((k,))
+        return stored
+
+    def _versions(
+        self, tags: Sequence[str], versions: dict[str, int | None]
+    ) -> tuple[tuple[str, int], ...] | None:
+        """Return ``(tag, version)`` for each tag, reading or creating what is unknown."""
+        tag_keys = self._tag_space.encoder()
+        unread = [tag for tag in tags if tag not in versions]
+        if unread:
+            raws = self._read([tag_keys.tag(tag) for tag in unread])
+            if raws is None:
+                return None
+            versions.update(zip(unread, map(tagging.parse_version, raws), strict=True))
+        carried = []
+        for tag in tags:
+            version = versions[tag]
+            if version is None:
+                version = versions[tag] = self._new_version(tag_keys.tag(tag))
+                if version is None:
+                    return None
+            carried.append((tag, version))
+        return tuple(carried)
+
+    def _new_version(self, tag_key: str) -> int | None:
+        """Create a tag's first version; if another writer won, return its version."""
+        version = tagging.new_version()
+        payload = b"%d" % version
+        created = self._call(None, self._backend.set, tag_key, payload, None, nx=True)
+        if created:
+            self._remember({tag_key: payload})
+            return version
+        if created is None:
+            return None
+        self._forget((tag_key,))
+        raws = self._read([tag_key])
+        return None if raws is None else tagging.parse_version(raws[0])
+
+    def _bump(self, tags: Sequence[str]) -> None:
+        """Give each tag a new version: every entry carrying it is stale from now on."""
+        tag_keys = self._tag_space.encoder()
+        fresh = {tag_keys.tag(tag): b"%d" % tagging.new_version() for tag in tags}
+        self._forget(fresh)
+        if self._breaker.open_until and self._blocked():
+            raise BackendUnavailable(f"{self._redacted} is unavailable (circuit breaker open)")
+        try:
+            self._backend.set_many(fresh, None)
+        except BackendError as exc:
+            self._must_raise(exc)
+        self._succeeded()
+        self._remember(fresh)
 
     def add(self, key: KeyLike, value: Any, ttl: float | None = None) -> bool:
         """Store ``value`` only if ``key`` is absent; return True if stored."""
@@ -168,37 +346,50 @@ class Cache(CacheBase):
     def set_many(self, items: Mapping[KeyLike, Any], ttl: float | None = None) -> None:
         """Store several values in one round trip (all encoded before any is sent)."""
         lifetime = resolve_ttl(ttl, self._default_ttl)
+        keys = self._space.encoder()
         payloads = {}
         for key, value in items.items():
-            k = self._keys.encode(key)
+            k = keys.encode(key)
             payloads[k] = self._codec.encode(k, value)
         if not payloads:
             return
         if lifetime == 0:
             self._call(0, self._backend.delete_many, list(payloads))
+            self._remember(dict.fromkeys(payloads))
             return
         self._stats.sets += len(payloads)
-        self._call(None, self._backend.set_many, payloads, lifetime)
+        failed = object()
+        if self._call(failed, self._backend.set_many, payloads, lifetime) is failed:
+            self._forget(payloads)
+        else:
+            self._remember(payloads)
 
     def delete(self, key: KeyLike) -> bool:
         """Delete ``key``; return True if it existed."""
+        return self._delete(self._key(key))
+
+    def _delete(self, k: str) -> bool:
         self._stats.deletes += 1
-        return self._call(False, self._backend.delete, self._keys.encode(key))
+        existed = self._call(False, self._backend.delete, k)
+        self._remember({k: None})
+        return existed
 
     def delete_many(self, keys: Iterable[KeyLike]) -> int:
         """Delete several keys in one round trip; return how many existed."""
-        encoded = [self._keys.encode(key) for key in keys]
+        encoded = self._space.encoder().encode_many(list(keys))
         if not encoded:
             return 0
         self._stats.deletes += len(encoded)
-        return self._call(0, self._backend.delete_many, encoded)
+        existed = self._call(0, self._backend.delete_many, encoded)
+        self._remember(dict.fromkeys(encoded))
+        return existed
 
     def touch(self, key: KeyLike, ttl: float | None = None) -> bool:
         """Give ``key`` a new lifetime from now; return False if it is absent."""
-        k = self._keys.encode(key)
+        k = self._key(key)
         lifetime = resolve_ttl(ttl, self._default_ttl)
         if lifetime == 0:
-            return self._call(False, self._backend.delete, k)
+            return self._delete(k)
         return self._call(False, self._backend.touch, k, lifetime)
 
     def incr(self, key: KeyLike, delta: int = 1, *, ttl: float | None = None) -> int:
@@ -216,15 +407,17 @@ class Cache(CacheBase):
         """
         if isinstance(delta, bool) or not isinstance(delta, int):
             raise TypeError(f"delta must be an int, not {type(delta).__name__}")
-        k = self._keys.encode(key)
+        k = self._key(key)
         lifetime = resolve_ttl(ttl, self._default_ttl)
         if self._breaker.open_until and not self._breaker.allow():
             raise BackendUnavailable(f"{self._redacted} is unavailable (circuit breaker open)")
+        self._forget((k,))  # a timeout leaves the count unknown
         try:
             result = self._backend.incr(k, delta, lifetime)
         except BackendError as exc:
             self._must_raise(exc)
         self._succeeded()
+        self._remember({k: b"%d" % result})
         return result
 
     def decr(self, key: KeyLike, delta: int = 1, *, ttl: float | None = None) -> int:
@@ -234,28 +427,71 @@ class Cache(CacheBase):
         return self.incr(key, -delta, ttl=ttl)
 
     def get_or_set(
-        self, key: KeyLike, producer: Callable[[], Any], ttl: float | None = None
+        self,
+        key: KeyLike,
+        producer: Callable[[], Any],
+        ttl: float | None = None,
+        *,
+        tags: Iterable[str] | None = None,
+        jitter: float | None = None,
     ) -> Any:
         """Return the cached value, or call ``producer``, store and return its result.
 
         ``producer`` may be a plain function or (for ``AsyncCache``) an ``async``
-        one. Its exceptions propagate and nothing is stored.
+        one. Its exceptions propagate and nothing is stored. The lifetime is
+        spread by ``jitter`` (default: the cache's, 0.1 = ±10 %; 0 keeps it exact).
         """
-        resolve_ttl(ttl, self._default_ttl)
-        errors = self._stats.errors
-        value = self.get(key, MISSING)
+        lifetime = self._spread(resolve_ttl(ttl, self._default_ttl), jitter)
+        tag_names = tagging.validate_tags(tags) if tags else ()
+        k = self._key(key)
+        value, versions = self._lookup(k, tag_names)
         if value is not MISSING:
             return value
         value = sync_produce(producer)
-        # A read that just failed says the write would fail too: one call pays at
-        # most one timeout. (Another thread's error can skip a write: harmless.)
-        if self._stats.errors == errors:
-            self.set(key, value, ttl)
+        # A read that failed says the write would fail too: one call pays at most
+        # one timeout.
+        if versions is not None:
+            self._store(k, value, lifetime, tag_names, versions)
+        return value
+
+    def write_through(
+        self,
+        key: KeyLike,
+        save: Callable[[], Any],
+        ttl: float | None = None,
+        *,
+        tags: Iterable[str] | None = None,
+    ) -> Any:
+        """Call ``save`` and store what it returns under ``key``; return that.
+
+        The entry is written only after ``save`` returned. If ``save`` raises,
+        ``key`` is deleted (the write may have half happened, so the old entry
+        can no longer be trusted) and the exception propagates.
+
+        Raises:
+            ValueError: a bad ``ttl`` or tag (checked before ``save`` runs).
+        """
+        k = self._key(key)
+        lifetime = resolve_ttl(ttl, self._default_ttl)
+        tag_names = tagging.validate_tags(tags) if tags else ()
+        try:
+            value = sync_produce(save)
+        except BaseException:
+            self._delete(k)
+            raise
+        self._store(k, value, lifetime, tag_names)
         return value
 
     def clear(self) -> int:
-        """Delete every entry of this cache's namespace (batched SCAN, never FLUSHDB)."""
-        return self._call(0, self._backend.delete_matching, self._clear_pattern())
+        """Delete every entry of this cache's namespace (batched SCAN, never FLUSHDB).
+
+        Inside ``tenant()`` (or with a tenant resolver), only that tenant's entries.
+        """
+        pattern = self._clear_pattern()
+        scope = self._scope()
+        if scope is not None:
+            scope.clear()
+        return self._call(0, self._backend.delete_matching, pattern)
 
     # -- hashes -------------------------------------------------------------------
 
@@ -271,7 +507,7 @@ class Cache(CacheBase):
 
         Returns the number of fields that were new.
         """
-        k = self._keys.encode(key)
+        k = self._key(key)
         items = dict(mapping or {})
         if field is not None:
             items[field] = value
@@ -282,11 +518,12 @@ class Cache(CacheBase):
             text = key_text(name)
             encoded[text] = self._codec.encode(k, item, field=text)
         self._stats.sets += 1
+        self._forget((k,))
         return self._call(0, self._backend.hset, k, encoded)
 
     def hget(self, key: KeyLike, field: KeyLike, default: D | None = None) -> Any | D | None:
         """Return one field of a hash, or ``default``."""
-        k = self._keys.encode(key)
+        k = self._key(key)
         text = key_text(field)
         raw = self._call(None, self._backend.hget, k, text)
         if raw is None:
@@ -304,7 +541,7 @@ class Cache(CacheBase):
 
     def hgetall(self, key: KeyLike) -> dict[str, Any]:
         """Return every field of a hash (``{}`` if absent)."""
-        k = self._keys.encode(key)
+        k = self._key(key)
         empty: dict[str, bytes] = {}
         raws = self._call(empty, self._backend.hgetall, k)
         out: dict[str, Any] = {}
@@ -323,8 +560,9 @@ class Cache(CacheBase):
 
     def hdel(self, key: KeyLike, *fields: KeyLike) -> int:
         """Delete fields of a hash; return how many existed."""
-        k = self._keys.encode(key)
+        k = self._key(key)
         texts = [key_text(name) for name in fields]
         if not texts:
             return 0
+        self._forget((k,))
         return self._call(0, self._backend.hdel, k, texts)

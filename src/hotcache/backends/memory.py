@@ -115,9 +115,8 @@ class MemoryBackend:
         raise wrong_type(key)
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        get = self._store.get
         # MGET semantics: a key holding a hash reads as absent.
-        return [v if type(v := get(k)) is bytes else None for k in keys]
+        return [v if type(v) is bytes else None for v in self._store.get_many(keys)]
 
     def set(self, key: str, value: bytes, ttl: float | None = None, *, nx: bool = False) -> bool:
         size = _size(key, value)

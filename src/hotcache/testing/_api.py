@@ -136,7 +136,7 @@ class ApiTests:
         c.set_many({"m1": 1, "m2": 2})
         assert _is_seconds(c.ttl("m1"), LONG)
         assert c.get_or_set("produced", Calls()) == "produced"
-        assert _is_seconds(c.ttl("produced"), LONG)
+        assert _is_seconds(c.ttl("produced"), LONG * 1.1)
 
     @needs_storage
     def test_entries_expire(self, hc: Harness) -> None:
@@ -359,8 +359,10 @@ class ApiTests:
         again = Calls("other")
         assert c.get_or_set("k", hc.producer(again)) == {"made": 1}
         assert again.count == 0
-        assert c.get_or_set("t", Calls("v"), ttl=LONG) == "v"
+        assert c.get_or_set("t", Calls("v"), ttl=LONG, jitter=0) == "v"
         assert _is_seconds(c.ttl("t"), LONG)
+        assert c.get_or_set("j", Calls("v"), ttl=LONG) == "v"  # default jitter: ±10 %
+        assert _is_seconds(c.ttl("j"), LONG * 1.1)
         nothing = Calls(None)
         assert c.get_or_set("n", hc.producer(nothing)) is None
         assert c.get_or_set("n", hc.producer(nothing)) is None

@@ -1,0 +1,83 @@
+"""Tag versions: invalidate every entry that carries a tag in O(1).
+
+Each tag has a version, a random 63-bit number stored under its own key. An
+entry records the version of each of its tags when its value was read or
+computed (in the envelope's metadata); it is current only while every one of
+those versions is still the tag's version. Invalidating a tag writes a fresh
+random version: one write, however many entries carry the tag.
+
+Versions are random, not counters, so a version key lost to eviction or
+``clear()`` cannot come back at an old number and revive the entries written
+under it: a missing version makes every entry that carries the tag stale, and
+the next writer creates a new one.
+
+A decorated function's entries carry the tag ``fn:<module.qualname>``, which is
+how ``clear_cache()`` drops all of them at once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+
+__all__ = ["current", "function_tag", "new_version", "parse_version", "validate_tags"]
+
+MAX_TAGS = 64
+
+
+def new_version() -> int:
+    """Return a fresh version: random (per process, fork-safe), non-zero, 63 bits."""
+    return (int.from_bytes(os.urandom(8), "big") >> 1) | 1
+
+
+def parse_version(raw: bytes | None) -> int | None:
+    """Return the version stored in a tag key's payload (``None``: absent or unreadable)."""
+    if raw is None or not raw.isdigit() or len(raw) > 19:
+        return None
+    return int(raw)
+
+
+def function_tag(name: str) -> str:
+    """Return the tag every entry of the decorated function ``name`` carries."""
+    return "fn:" + name
+
+
+def validate_tags(tags: Iterable[str]) -> tuple[str, ...]:
+    """Return tags as a tuple of unique non-empty strings, in their first order.
+
+    Raises:
+        TypeError: a tag is not a ``str``.
+        ValueError: a tag is empty, or there are more than ``MAX_TAGS``.
+    """
+    if isinstance(tags, (str, bytes)):
+        raise TypeError("tags must be a list of str, not a single string")
+    out: dict[str, None] = {}
+    for tag in tags:
+        if type(tag) is not str:
+            raise TypeError(f"tags must be str, not {type(tag).__name__}")
+        if not tag:
+            raise ValueError("tags must not be empty strings")
+        try:
+            tag.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("tags must not contain lone surrogates") from None
+        out[tag] = None
+    if len(out) > MAX_TAGS:
+        raise ValueError(f"an entry may carry at most {MAX_TAGS} tags, got {len(out)}")
+    return tuple(out)
+
+
+def current(carried: Sequence[tuple[str, int]], versions: Mapping[str, int | None]) -> bool | None:
+    """Decide whether an entry that carries ``carried`` is still current.
+
+    ``versions`` maps the tags read so far to their version (``None``: the tag
+    has none, so every entry that carries it is stale). Returns ``None`` when
+    a carried tag was not read: the caller reads it and asks again.
+    """
+    unknown = False
+    for tag, version in carried:
+        if tag not in versions:
+            unknown = True
+        elif versions[tag] != version:
+            return False
+    return None if unknown else True

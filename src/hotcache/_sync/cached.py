@@ -1,0 +1,95 @@
+# Generated from src/hotcache/_async by scripts/unasync.py. Do not edit.
+"""The I/O of a decorated function's calls: look up, call on a miss, store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .._core.freshness import resolve_ttl
+from .._core.missing import MISSING
+from .._decorator import CachedError, CallSpec
+from .._errors import SerializationError
+from .cache import Cache
+
+__all__ = ["SyncRunner"]
+
+
+class SyncRunner:
+    """Run one decorated function's calls through one cache face."""
+
+    def __init__(self, face: Cache, spec: CallSpec) -> None:
+        self.face = face
+        self.spec = spec
+
+    def function(self) -> Callable[..., Any]:
+        """Return the wrapper that stands in for the function."""
+        call = self.call
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return call(args, kwargs)
+
+        return wrapper
+
+    def _key(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
+        return self.spec.space.encoder().encode(self.spec.text(args, kwargs))
+
+    def call(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+        """Return the cached result of ``fn(*args, **kwargs)``, computing it on a miss."""
+        k = self._key(args, kwargs)
+        tags = self.spec.tags(args, kwargs)
+        value, versions = self.face._lookup(k, tags)
+        if value is MISSING:
+            return self._produce(k, tags, versions, args, kwargs)
+        if type(value) is CachedError:
+            raise value.error
+        return value
+
+    def _produce(
+        self,
+        k: str,
+        tags: tuple[str, ...],
+        versions: dict[str, int | None] | None,
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+    ) -> Any:
+        # ``versions`` were read before the call: if a tag is invalidated while
+        # the function runs, the entry is written with the old version and never
+        # served. ``None``: the backend failed the read, so nothing is written.
+        spec, face = self.spec, self.face
+        try:
+            result = spec.fn(*args, **kwargs)
+        except spec.cache_errors as exc:
+            if versions is not None and spec.error_ttl:
+                try:
+                    face._store(k, CachedError(exc), spec.error_ttl, tags, versions)
+                except SerializationError:
+                    pass  # an error that cannot be stored is simply not cached
+            raise
+        if versions is not None and spec.stores(result):
+            lifetime = face._spread(resolve_ttl(spec.ttl, face._default_ttl), spec.jitter)
+            face._store(k, result, lifetime, tags, versions)
+        return result
+
+    def refresh(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+        """Call the function, store its result (whatever is cached) and return it."""
+        k = self._key(args, kwargs)
+        tags = self.spec.tags(args, kwargs)
+        versions: dict[str, int | None] = {}
+        known = self.face._versions(tags, versions)
+        return self._produce(k, tags, None if known is None else versions, args, kwargs)
+
+    def get_cached(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+        """Return the cached result of a call, or ``MISSING``, without calling it."""
+        value, _ = self.face._lookup(self._key(args, kwargs), self.spec.tags(args, kwargs))
+        if type(value) is CachedError:
+            raise value.error
+        return value
+
+    def invalidate(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> bool:
+        """Delete the entry of one call; return True if it existed."""
+        return self.face._delete(self._key(args, kwargs))
+
+    def clear_cache(self) -> None:
+        """Make every entry of the function stale at once (one write, not a scan)."""
+        self.face._bump([self.spec.fn_tag])
