@@ -28,11 +28,18 @@ import cachetools  # noqa: E402
 import diskcache  # noqa: E402
 import redis  # noqa: E402
 import redis.utils  # noqa: E402
+import scenarios  # noqa: E402
+from decorator_scenarios import DECORATOR_SCENARIOS  # noqa: E402
 from harness import measure  # noqa: E402
-from scenarios import FULL, QUICK, SCENARIOS, Env, Sizes  # noqa: E402
+from scenarios import FULL, QUICK, Env, Sizes  # noqa: E402
 
 import hotcache  # noqa: E402
 from redis_server import RedisServer  # noqa: E402
+
+# Every scenario, in the order the table prints them.
+SCENARIOS = {**scenarios.SCENARIOS, **DECORATOR_SCENARIOS}
+if len(SCENARIOS) != len(scenarios.SCENARIOS) + len(DECORATOR_SCENARIOS):
+    raise RuntimeError("two scenarios share a name")
 
 
 @dataclass(frozen=True)

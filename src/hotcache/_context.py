@@ -18,7 +18,6 @@ from ._core.keys import KeyEncoder, header
 __all__ = ["Context", "KeySpace", "Scope", "check_tenant"]
 
 TenantResolver = Callable[[], "str | None"]
-_UNSET: Any = object()
 _MAX_TENANT_ENCODERS = 1024
 
 
@@ -34,7 +33,12 @@ def check_tenant(tenant: object) -> str | None:
 
 
 class Context:
-    """The tenant and request-scope state one cache reads on every call."""
+    """The tenant and request-scope state one cache reads on every call.
+
+    Each variable holds a stack, ``(value, outer)``, so a block restores the
+    outer value on exit without tokens: one block object may be entered by many
+    threads and tasks at once, each in its own context.
+    """
 
     def __init__(self, tenant: str | TenantResolver | None) -> None:
         self._resolver: TenantResolver | None = None
@@ -44,10 +48,10 @@ class Context:
         else:
             self._fixed = check_tenant(tenant)
         self._tenant: contextvars.ContextVar[Any] = contextvars.ContextVar(
-            "hotcache.tenant", default=_UNSET
+            "hotcache.tenant", default=None
         )
-        self._scope: contextvars.ContextVar[dict[str, bytes | None] | None] = (
-            contextvars.ContextVar("hotcache.request_scope", default=None)
+        self._scope: contextvars.ContextVar[Any] = contextvars.ContextVar(
+            "hotcache.request_scope", default=None
         )
         # Set once and never cleared (so no thread can see it flip back): until a
         # tenant or a scope is first used, calls skip both context lookups.
@@ -56,40 +60,36 @@ class Context:
     def tenant(self) -> str | None:
         """Return the tenant this call runs under (``None``: no tenant)."""
         chosen = self._tenant.get()
-        if chosen is not _UNSET:
-            return chosen  # type: ignore[no-any-return]
+        if chosen is not None:
+            return chosen[0]  # type: ignore[no-any-return]
         if self._resolver is not None:
             return check_tenant(self._resolver())
         return self._fixed
 
     def scope(self) -> dict[str, bytes | None] | None:
         """Return the open request scope's payloads by backend key, if any."""
-        return self._scope.get()
+        stack = self._scope.get()
+        return None if stack is None else stack[0]
 
     def tenant_block(self, tenant: str | None) -> Scope:
         """Return a block that runs under ``tenant`` (``None``: under no tenant)."""
         check_tenant(tenant)
 
-        def enter() -> contextvars.Token[Any]:
+        def enter() -> None:
             self.active = True
-            return self._tenant.set(tenant)
+            self._tenant.set((tenant, self._tenant.get()))
 
-        return Scope(enter, self._tenant.reset)
+        return Scope(enter, lambda: self._tenant.set(self._tenant.get()[1]))
 
     def scope_block(self) -> Scope:
         """Return a block with a request scope (nested blocks share the outer one)."""
 
-        def enter() -> contextvars.Token[Any] | None:
+        def enter() -> None:
             self.active = True
-            if self._scope.get() is not None:
-                return None
-            return self._scope.set({})
+            outer = self._scope.get()
+            self._scope.set(({} if outer is None else outer[0], outer))
 
-        def leave(token: contextvars.Token[Any] | None) -> None:
-            if token is not None:
-                self._scope.reset(token)
-
-        return Scope(enter, leave)
+        return Scope(enter, lambda: self._scope.set(self._scope.get()[1]))
 
 
 class KeySpace:
@@ -122,15 +122,18 @@ class KeySpace:
 
 
 class Scope:
-    """A block (``with`` or ``async with``) that sets one piece of context state."""
+    """A block (``with`` or ``async with``) that sets one piece of context state.
 
-    def __init__(self, enter: Callable[[], Any], leave: Callable[[Any], None]) -> None:
+    It keeps nothing itself: one object may be entered by several threads and
+    tasks at once, and re-entered.
+    """
+
+    def __init__(self, enter: Callable[[], None], leave: Callable[[], object]) -> None:
         self._enter = enter
         self._leave = leave
-        self._tokens: list[Any] = []
 
     def __enter__(self) -> Scope:
-        self._tokens.append(self._enter())
+        self._enter()
         return self
 
     def __exit__(
@@ -139,7 +142,7 @@ class Scope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._leave(self._tokens.pop())
+        self._leave()
 
     async def __aenter__(self) -> Scope:
         return self.__enter__()

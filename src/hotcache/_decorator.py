@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 import string
+import types
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
@@ -62,8 +63,7 @@ class KeyMaker:
         if self._template is not None:
             self._check_template(self._template)
         # Calls whose arguments are all exact ints and strs (most calls) memoise
-        # their key text: no binding, no repr. (1, 1.0 and True hash alike, so
-        # other types never enter the memo.)
+        # their key text: no binding, no repr.
         self._memo: dict[tuple[Any, ...], str] = {}
 
     def _check_template(self, template: str) -> None:
@@ -84,18 +84,16 @@ class KeyMaker:
         Raises:
             TypeError: the arguments do not bind, or one has no stable key text.
         """
-        if not kwargs:
-            try:
-                return self._memo[args]
-            except KeyError:
-                pass
-            except TypeError:  # an unhashable argument
-                return self._text(args, kwargs)
-            text = self._text(args, kwargs)
-            if len(self._memo) < _MEMO_LIMIT and all(type(a) in (int, str) for a in args):
-                self._memo[args] = text
-            return text
-        return self._text(args, kwargs)
+        if kwargs or not _plain(args):
+            return self._text(args, kwargs)
+        try:
+            return self._memo[args]
+        except KeyError:
+            pass
+        text = self._text(args, kwargs)
+        if len(self._memo) < _MEMO_LIMIT:
+            self._memo[args] = text
+        return text
 
     def _text(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
         if self._key_fn is not None:
@@ -140,6 +138,11 @@ class CallSpec:
         self.cache_errors = cache_errors
         self.error_ttl = error_ttl
 
+    def plannable(self, args: tuple[Any, ...]) -> bool:
+        """Return True if a call with these positional arguments always has one key
+        and one set of tags (plain ``int``/``str`` arguments, tags not computed)."""
+        return self._tags_fn is None and _plain(args)
+
     def tags(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[str, ...]:
         """Return the tags an entry of this call carries (the function's tag first)."""
         if self._tags_fn is None:
@@ -152,6 +155,16 @@ class CallSpec:
         if self.condition is not None and not self.condition(result):
             return False
         return not (self.unless is not None and self.unless(result))
+
+
+_PLAIN_TYPES = frozenset({int, str})
+
+
+def _plain(args: tuple[Any, ...]) -> bool:
+    # 1, 1.0, True and an IntEnum member compare (and hash) alike but key apart:
+    # only calls whose arguments are exact ints and strs may use a memo, for
+    # lookups as for inserts. (Key callables see the same values then too.)
+    return _PLAIN_TYPES.issuperset(map(type, args))
 
 
 def _stable(text: str, name: str) -> str:
@@ -188,8 +201,9 @@ class Decorated(Protocol[P, R]):
 
 
 class _Bound:
-    """A decorated method bound to its instance or class (or, with no first
-    argument, the controls of a decorated function)."""
+    # A decorated method bound to its instance or class; with no first argument,
+    # the controls of a decorated function. (No docstring: ``__doc__`` is the
+    # function's, like a bound method's.)
 
     __slots__ = ("_first", "_runner")
 
@@ -215,22 +229,29 @@ class _Bound:
     @property
     def uncached(self) -> Any:
         fn = self._runner.spec.fn
-        return functools.partial(fn, *self._first) if self._first else fn
+        # A real bound method: its signature drops self, its globals resolve hints.
+        return types.MethodType(fn, self._first[0]) if self._first else fn
+
+    __doc__ = property(lambda self: self._runner.spec.fn.__doc__)
+    __module__ = property(lambda self: self._runner.spec.fn.__module__)
 
     def __getattr__(self, name: str) -> Any:
-        # __name__, __qualname__, __module__, __annotations__... of the function.
+        # __name__, __qualname__, __annotations__, __globals__... of the function.
         if name == "__wrapped__":
             return self.uncached
         return getattr(self._runner.spec.fn, name)
 
 
 class _Method(_Bound):
-    """A decorated method: binds ``self`` (or ``cls``) the way a function does."""
+    # A decorated method: binds ``self`` (or ``cls``) the way a function does.
+
+    __slots__ = ("_kind",)
+    __doc__ = _Bound.__dict__["__doc__"]
+    __module__ = _Bound.__dict__["__module__"]
 
     def __init__(self, runner: Any, kind: str) -> None:
         super().__init__(runner)
         self._kind = kind  # "method", "classmethod" or "staticmethod"
-        functools.update_wrapper(self, runner.spec.fn)
 
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
         if self._kind == "classmethod":

@@ -14,7 +14,7 @@ from ._context import Context, KeySpace, Scope, TenantResolver
 from ._core.breaker import Breaker
 from ._core.envelope import Codec, DecodeError
 from ._core.freshness import DEFAULT_JITTER, apply_jitter
-from ._core.keys import KeyLike, namespace_pattern, tenant_pattern
+from ._core.keys import KeyLike, namespace_pattern, tag_key, tenant_pattern
 from ._core.serializers import Serializer
 from ._core.stats import Counters
 from ._errors import BackendError, BackendTimeout, BackendUnavailable
@@ -112,8 +112,6 @@ class CacheBase:
         self._context = Context(tenant)
         self._space = KeySpace(settings.namespace, settings.version, self._context)
         self._keys = self._space.plain  # the encoder while no tenant is in play
-        # Tag versions belong to the namespace (and tenant), not to one version.
-        self._tag_space = KeySpace(settings.namespace, None, self._context)
         self._codec = Codec(
             settings.serializer,
             compression=settings.compression,
@@ -292,6 +290,10 @@ class CacheBase:
         """Return ``lifetime`` spread by ``jitter`` (``None``: the cache's default)."""
         chosen = self.settings.jitter if jitter is None else jitter
         return apply_jitter(lifetime, chosen, random.random)
+
+    def _tag_reads(self, k: str, tags: tuple[str, ...]) -> list[str]:
+        """Return the keys one lookup reads: each tag's version key, then ``k``."""
+        return [*(tag_key(k, tag) for tag in tags), k]
 
     def _scope(self) -> dict[str, bytes | None] | None:
         return self._context.scope() if self._context.active else None

@@ -31,6 +31,7 @@ def _check(caches: tuple[CacheBase, ...]) -> tuple[CacheBase, ...]:
 
 
 def _open(caches: tuple[CacheBase, ...]) -> contextlib.ExitStack:
+    """Enter a request scope of each cache (in the current context)."""
     stack = contextlib.ExitStack()
     for cache in caches:
         stack.enter_context(cache.request_scope())
@@ -47,8 +48,9 @@ class WSGIRequestScope:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         # The response body may be produced lazily, after ``__call__`` returned:
         # run the app and each step of its iteration in one private context.
+        # The scopes are never exited: the context that holds them is dropped.
         context = contextvars.copy_context()
-        context.run(_open(self.caches).__enter__)
+        context.run(_open, self.caches)
         result = context.run(self.app, environ, start_response)
         return _ScopedBody(context, result)
 

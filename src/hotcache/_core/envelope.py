@@ -326,12 +326,12 @@ class Codec:
 
     def decode_many(
         self, keys: Sequence[str], raws: Sequence[bytes | None], names: Sequence[K]
-    ) -> tuple[dict[K, Any], int, list[tuple[str, DecodeError]], list[tuple[K, Tags]]]:
+    ) -> tuple[dict[K, Any], int, list[tuple[str, DecodeError]], list[tuple[K, str, Tags]]]:
         """Decode payloads read together (``None`` for absent ones) for ``get_many``.
 
         Returns ``{name: value}`` for the payloads that decode, how many did
         (duplicates count each time), ``[(key, error)]`` for those to heal, and
-        ``[(name, tags)]`` for entries that carry tag versions to check.
+        ``[(name, key, tags)]`` for entries that carry tag versions to check.
         One loop instead of a ``decode`` call per payload: those calls were most
         of a ``get_many``'s own cost.
 
@@ -342,7 +342,7 @@ class Codec:
         found: dict[K, Any] = {}
         hits = 0
         broken: list[tuple[str, DecodeError]] = []
-        tagged: list[tuple[K, Tags]] = []
+        tagged: list[tuple[K, str, Tags]] = []
         for key, name, raw in zip(keys, names, raws, strict=True):
             if raw is None:
                 continue
@@ -357,7 +357,7 @@ class Codec:
                     broken.append((key, exc))
                     continue
                 if meta is not None and meta.tags:
-                    tagged.append((name, meta.tags))
+                    tagged.append((name, key, meta.tags))
             else:
                 try:
                     found[name] = load(raw[4:])

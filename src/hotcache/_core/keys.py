@@ -28,6 +28,7 @@ __all__ = [
     "header",
     "key_text",
     "namespace_pattern",
+    "tag_key",
     "tenant_pattern",
 ]
 
@@ -95,7 +96,7 @@ def glob_escape(text: str) -> str:
 class KeyEncoder:
     """Encode user keys under one fixed header; hot path of every call."""
 
-    __slots__ = ("_cache", "_hashed_head", "_head", "_tags", "header")
+    __slots__ = ("_cache", "_hashed_head", "_head", "header")
 
     def __init__(self, head: str) -> None:
         self.header = head
@@ -103,7 +104,6 @@ class KeyEncoder:
         self._hashed_head = head + "#:"
         # Most services use a small set of hot keys: memoise their encoding.
         self._cache: dict[object, str] = {}
-        self._tags: dict[str, str] = {}
 
     def encode(self, key: KeyLike) -> str:
         """Return the backend key for ``key``."""
@@ -125,21 +125,6 @@ class KeyEncoder:
             # An unhashable key: encode one by one so its own error is the one raised.
             return [encode(key) for key in keys]
 
-    def tag(self, tag: str) -> str:
-        """Return the backend key that holds ``tag``'s version."""
-        try:
-            return self._tags[tag]
-        except KeyError:
-            pass
-        raw = tag.encode("utf-8")
-        if len(raw) + len(self.header) + 3 <= MAX_KEY_BYTES:
-            out = f"{self.header}#t:{tag}"
-        else:
-            out = f"{self.header}#T:{hashlib.sha256(raw).hexdigest()[:40]}"
-        if len(self._tags) < 4096:
-            self._tags[tag] = out
-        return out
-
     def _encode(self, key: object) -> str:
         text = key_text(key)
         full = self._head + text
@@ -152,6 +137,34 @@ class KeyEncoder:
             raw = prefix.encode("utf-8")[:_READABLE_PREFIX_CHARS]
             prefix = raw.decode("utf-8", "ignore")
         return f"{self._hashed_head}{prefix}~{digest}"
+
+
+_tag_keys: dict[tuple[str, str], str] = {}
+
+
+def tag_key(key: str, tag: str) -> str:
+    """Return the backend key holding ``tag``'s version for the entry under ``key``.
+
+    Tags belong to the entry's namespace and tenant, whatever its version: the
+    header of ``key`` without ``@version`` and the hash marker.
+    """
+    try:
+        return _tag_keys[key, tag]
+    except KeyError:
+        pass
+    home = key[: key.index(":")].rstrip("#")
+    at = home.find("@")
+    if at >= 0:
+        home = home[:at]
+    raw = tag.encode("utf-8")
+    if len(raw) + len(home) + 3 <= MAX_KEY_BYTES:
+        out = f"{home}#t:{tag}"
+    else:
+        out = f"{home}#T:{hashlib.sha256(raw).hexdigest()[:40]}"
+    if len(_tag_keys) >= 8192:
+        _tag_keys.clear()
+    _tag_keys[key, tag] = out
+    return out
 
 
 def namespace_pattern(namespace: str) -> str:

@@ -12,7 +12,7 @@ from .._context import TenantResolver
 from .._core import tags as tagging
 from .._core.envelope import SLOW, DecodeError, Meta
 from .._core.freshness import resolve_ttl
-from .._core.keys import KeyLike, key_text
+from .._core.keys import KeyLike, key_text, tag_key
 from .._core.missing import MISSING, Missing
 from .._errors import BackendError, BackendUnavailable
 from .._facade import CacheBase, resolve_settings
@@ -120,13 +120,14 @@ class Cache(CacheBase):
         assert scope is not None
         return [scope[k] for k in keys]
 
-    def _current(self, carried: Sequence[tuple[str, int]], versions: dict[str, int | None]) -> bool:
-        """Return True if an entry carrying these tag versions is still current."""
+    def _current(
+        self, k: str, carried: Sequence[tuple[str, int]], versions: dict[str, int | None]
+    ) -> bool:
+        """Return True if the entry under ``k``, carrying these tag versions, is current."""
         verdict = tagging.current(carried, versions)
         if verdict is None:
             unread = [tag for tag, _ in carried if tag not in versions]
-            tag_keys = self._tag_space.encoder()
-            raws = self._read([tag_keys.tag(tag) for tag in unread])
+            raws = self._read([tag_key(k, tag) for tag in unread])
             if raws is None:
                 return False  # cannot vouch for it: a miss, never a stale hit
             versions.update(zip(unread, map(tagging.parse_version, raws), strict=True))
@@ -175,21 +176,23 @@ class Cache(CacheBase):
             self._stats.misses += 1
             self._heal(k, exc)
             return MISSING
-        if meta is not None and meta.tags and not self._current(meta.tags, versions):
+        if meta is not None and meta.tags and not self._current(k, meta.tags, versions):
             self._stats.misses += 1
             return MISSING
         self._stats.hits += 1
         return value
 
-    def _lookup(self, k: str, tags: tuple[str, ...]) -> tuple[Any, dict[str, int | None] | None]:
+    def _lookup(
+        self, k: str, tags: tuple[str, ...], reads: list[str]
+    ) -> tuple[Any, dict[str, int | None] | None]:
         """Read an entry and the versions of ``tags`` in one round trip.
 
-        Returns the value (``MISSING`` on a miss) and, on a miss, the versions
-        read, which the producer's result is then written with (``None`` when
-        the read failed open: a write would fail too).
+        ``reads`` is ``_tag_reads(k, tags)``. Returns the value (``MISSING`` on
+        a miss) and, on a miss, the versions read, which the producer's result
+        is then written with (``None`` when the read failed open: a write would
+        fail too).
         """
-        tag_keys = self._tag_space.encoder()
-        raws = self._read([*(tag_keys.tag(tag) for tag in tags), k])
+        raws = self._read(reads)
         if raws is None:
             self._stats.misses += 1
             return MISSING, None
@@ -211,8 +214,8 @@ class Cache(CacheBase):
         raws = self._read(encoded) or [None] * len(encoded)
         found, hits, broken, tagged = self._codec.decode_many(encoded, raws, wanted)
         versions: dict[str, int | None] = {}
-        for name, carried in tagged:
-            if not self._current(carried, versions):
+        for name, k, carried in tagged:
+            if not self._current(k, carried, versions):
                 found.pop(name, None)
                 hits -= 1
         self._stats.hits += hits
@@ -272,7 +275,7 @@ class Cache(CacheBase):
         """Encode and write one entry, carrying ``tags`` at ``versions`` (read if absent)."""
         meta = None
         if tags and lifetime != 0:
-            carried = self._versions(tags, {} if versions is None else versions)
+            carried = self._versions(k, tags, {} if versions is None else versions)
             if carried is None:  # the backend failed: nothing can be stored
                 self._codec.encode(k, value)  # but a bad value is still refused
                 return False
@@ -291,13 +294,13 @@ class Cache(CacheBase):
         return stored
 
     def _versions(
-        self, tags: Sequence[str], versions: dict[str, int | None]
+        self, k: str, tags: Sequence[str], versions: dict[str, int | None]
     ) -> tuple[tuple[str, int], ...] | None:
-        """Return ``(tag, version)`` for each tag, reading or creating what is unknown."""
-        tag_keys = self._tag_space.encoder()
+        """Return ``(tag, version)`` for each tag of the entry under ``k``, reading or
+        creating the versions not in ``versions`` (which is updated)."""
         unread = [tag for tag in tags if tag not in versions]
         if unread:
-            raws = self._read([tag_keys.tag(tag) for tag in unread])
+            raws = self._read([tag_key(k, tag) for tag in unread])
             if raws is None:
                 return None
             versions.update(zip(unread, map(tagging.parse_version, raws), strict=True))
@@ -305,30 +308,38 @@ class Cache(CacheBase):
         for tag in tags:
             version = versions[tag]
             if version is None:
-                version = versions[tag] = self._new_version(tag_keys.tag(tag))
+                version = versions[tag] = self._new_version(tag_key(k, tag))
                 if version is None:
                     return None
             carried.append((tag, version))
         return tuple(carried)
 
-    def _new_version(self, tag_key: str) -> int | None:
+    def _claim(
+        self, k: str, tags: Sequence[str], versions: dict[str, int | None] | None
+    ) -> dict[str, int | None] | None:
+        """Give every tag a version before a producer runs, so that an invalidation
+        during the run makes its result stale; ``None`` if that could not be done."""
+        if versions is None or all(versions.get(tag) is not None for tag in tags):
+            return versions
+        return None if self._versions(k, tags, versions) is None else versions
+
+    def _new_version(self, key: str) -> int | None:
         """Create a tag's first version; if another writer won, return its version."""
         version = tagging.new_version()
         payload = b"%d" % version
-        created = self._call(None, self._backend.set, tag_key, payload, None, nx=True)
+        created = self._call(None, self._backend.set, key, payload, None, nx=True)
         if created:
-            self._remember({tag_key: payload})
+            self._remember({key: payload})
             return version
         if created is None:
             return None
-        self._forget((tag_key,))
-        raws = self._read([tag_key])
+        self._forget((key,))
+        raws = self._read([key])
         return None if raws is None else tagging.parse_version(raws[0])
 
-    def _bump(self, tags: Sequence[str]) -> None:
-        """Give each tag a new version: every entry carrying it is stale from now on."""
-        tag_keys = self._tag_space.encoder()
-        fresh = {tag_keys.tag(tag): b"%d" % tagging.new_version() for tag in tags}
+    def _bump(self, tag_keys: Sequence[str]) -> None:
+        """Give tags (by ``tag_key``) new versions: entries carrying them are stale now."""
+        fresh = {key: b"%d" % tagging.new_version() for key in tag_keys}
         self._forget(fresh)
         if self._breaker.open_until and self._blocked():
             raise BackendUnavailable(f"{self._redacted} is unavailable (circuit breaker open)")
@@ -444,9 +455,10 @@ class Cache(CacheBase):
         lifetime = self._spread(resolve_ttl(ttl, self._default_ttl), jitter)
         tag_names = tagging.validate_tags(tags) if tags else ()
         k = self._key(key)
-        value, versions = self._lookup(k, tag_names)
+        value, versions = self._lookup(k, tag_names, self._tag_reads(k, tag_names))
         if value is not MISSING:
             return value
+        versions = self._claim(k, tag_names, versions)
         value = sync_produce(producer)
         # A read that failed says the write would fail too: one call pays at most
         # one timeout.

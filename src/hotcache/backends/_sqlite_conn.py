@@ -2,8 +2,11 @@
 
 Three hazards live here so that the backend above can ignore them:
 
-- a connection must not cross ``fork()``: a child drops (but never closes) the
-  connections it inherited and opens its own;
+- a connection must not cross ``fork()``: SQLite keeps per-file state (lock
+  counts, the WAL index mapping) per process, keyed by inode, and a connection a
+  child opens would share that state with any inherited one, without holding the
+  file locks it records (fcntl locks do not survive ``fork()``). So ``fork()``
+  closes every connection first; each thread reopens its own on next use;
 - a child forked while another thread is inside SQLite inherits SQLite's mutexes
   locked: ``fork()`` waits at a gate until no thread is inside;
 - threads come and go (thread pools, ``asyncio.to_thread``): a thread's
@@ -63,11 +66,13 @@ class _ForkGate:
     def leave(self) -> None:
         self.inside.pop()
 
-    def before_fork(self) -> None:
+    def before_fork(self) -> bool:
+        """Shut the gate; return True once no thread is inside (False: timed out)."""
         self.open.clear()
         deadline = time.monotonic() + _FORK_WAIT
         while self.inside and time.monotonic() < deadline:
             time.sleep(0.0005)
+        return not self.inside
 
     def after_fork_in_parent(self) -> None:
         self.open.set()
@@ -77,11 +82,6 @@ class _ForkGate:
 
 
 FORK_GATE = _ForkGate()
-os.register_at_fork(
-    before=FORK_GATE.before_fork,
-    after_in_parent=FORK_GATE.after_fork_in_parent,
-    after_in_child=FORK_GATE.after_fork_in_child,
-)
 
 
 def translate(exc: sqlite3.Error) -> BackendError:
@@ -127,6 +127,7 @@ def _close(conn: sqlite3.Connection) -> None:
     except sqlite3.Error:
         pass
     finally:
+        _open_conns.discard(conn)
         FORK_GATE.leave()
 
 
@@ -143,10 +144,15 @@ def _close_deferred() -> None:
 
 _deferred: list[sqlite3.Connection] = []
 
+# Every connection opened here and not yet closed, whichever thread, pool or
+# deferred-close list holds it: added and removed inside the gate, so a fork (which
+# waits until no thread is inside) sees exactly the connections still open.
+_open_conns: set[sqlite3.Connection] = set()
 
-# Connections a forked child inherited: kept referenced and never closed there, since
-# closing one (sqlite3 also closes on garbage collection) could roll back or checkpoint
-# through the shared WAL index behind the parent's back.
+# Connections a forked child inherited because the fork could not close them (a
+# thread stayed inside SQLite past the gate's deadline): kept referenced and never
+# closed there, since closing one could roll back or checkpoint through the shared
+# WAL index behind the parent's back.
 _inherited: list[sqlite3.Connection] = []
 _pools: weakref.WeakSet[ThreadConnections] = weakref.WeakSet()
 
@@ -195,6 +201,7 @@ class ThreadConnections:
         except BaseException:
             conn.close()
             raise
+        _open_conns.add(conn)
         holder = _Holder(conn)
         # The finalizer holds the pool weakly: a cache dropped without close() frees
         # its pool, the pool's thread-locals, the holders, and so the connections.
@@ -235,6 +242,16 @@ class ThreadConnections:
             _close(conn)
         self._local = threading.local()
 
+    def _drop_all_before_fork(self) -> None:
+        # No thread is inside the gate, so none is using or opening a connection;
+        # the connections themselves are closed by _close_all_before_fork(). Every
+        # thread's holder goes with the old thread-local, so each opens a new one.
+        # No lock: _drop() (the only writer outside the gate) just pops from _live.
+        for _conn, finalizer in list(self._live.values()):
+            finalizer.detach()
+        self._live = {}
+        self._local = threading.local()
+
     def _forget_after_fork(self) -> None:
         for conn, finalizer in self._live.values():
             finalizer.detach()
@@ -254,11 +271,40 @@ def _drop(pool_ref: weakref.ref[ThreadConnections], ident: int, conn: sqlite3.Co
     _close(conn)
 
 
+def _close_all_before_fork() -> None:
+    """Close every connection of this process, so that none crosses the fork.
+
+    A child's own connection to a file would otherwise reuse the per-inode state of
+    the inherited ones: their WAL-index mapping and lock counts, but not the fcntl
+    locks behind them. Holding no lock on the ``-shm`` file, the child looks absent
+    to the parent, whose next first connection re-initialises the WAL index
+    (truncating ``-shm`` under the child's mapping: SIGBUS) while the child uses it.
+    """
+    if not FORK_GATE.before_fork():
+        return  # a thread is still inside SQLite: closing under it is worse
+    for pool in list(_pools):
+        pool._drop_all_before_fork()
+    for conn in list(_open_conns):
+        try:
+            conn.close()
+        except sqlite3.Error:
+            pass
+    _open_conns.clear()
+    _deferred.clear()  # all closed now
+
+
 def _forget_connections_after_fork() -> None:
-    _inherited.extend(_deferred)
+    FORK_GATE.after_fork_in_child()
+    # Only if the gate timed out before the fork (see _close_all_before_fork).
+    _inherited.extend(_open_conns)
+    _open_conns.clear()
     _deferred.clear()
     for pool in list(_pools):
         pool._forget_after_fork()
 
 
-os.register_at_fork(after_in_child=_forget_connections_after_fork)
+os.register_at_fork(
+    before=_close_all_before_fork,
+    after_in_parent=FORK_GATE.after_fork_in_parent,
+    after_in_child=_forget_connections_after_fork,
+)

@@ -115,8 +115,11 @@ class MemoryBackend:
         raise wrong_type(key)
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        # MGET semantics: a key holding a hash reads as absent.
-        return [v if type(v) is bytes else None for v in self._store.get_many(keys)]
+        values = self._store.get_many(keys)
+        for i, value in enumerate(values):
+            if value is not None and type(value) is not bytes:
+                values[i] = None  # MGET semantics: a key holding a hash reads as absent
+        return values  # type: ignore[return-value]
 
     def set(self, key: str, value: bytes, ttl: float | None = None, *, nx: bool = False) -> bool:
         size = _size(key, value)

@@ -3,10 +3,11 @@
 WAL mode lets readers run beside one writer; each write is one ``BEGIN
 IMMEDIATE`` transaction (so lock upgrades never deadlock), each multi-key
 operation is one transaction, and ``busy_timeout`` makes contending processes
-wait instead of failing. Connections are per thread and are dropped in a forked
-child. Lifetimes are wall-clock times (``time.time()``) because several processes
-compare them. Size is bounded by ``max_bytes``/``max_entries``: expired entries go
-first, then the least recently stored.
+wait instead of failing. Connections are per thread and are closed before a
+``fork()`` (each thread reopens its own). Lifetimes are wall-clock times
+(``time.time()``) because several processes compare them. Size is bounded by
+``max_bytes``/``max_entries``: expired entries go first, then the least recently
+stored.
 """
 
 from __future__ import annotations
