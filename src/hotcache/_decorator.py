@@ -25,7 +25,7 @@ from ._core.keys import key_text
 if TYPE_CHECKING:
     from ._facade import CacheBase
 
-__all__ = ["CachedError", "CallSpec", "Decorated", "KeyMaker", "decorate", "writes"]
+__all__ = ["PLAIN_TYPES", "CachedError", "CallSpec", "Decorated", "KeyMaker", "decorate", "writes"]
 
 P = ParamSpec("P")
 R = TypeVar("R", covariant=True)
@@ -131,17 +131,13 @@ class CallSpec:
         self.jitter = jitter
         self.fn_tag = tagging.function_tag(self.name)
         self._tags_fn = tags if callable(tags) else None
+        self.static = self._tags_fn is None  # every call carries the same tags
         static = () if tags is None or callable(tags) else tagging.validate_tags(tags)
         self.static_tags = tagging.validate_tags((self.fn_tag, *static))
         self.condition = condition
         self.unless = unless
         self.cache_errors = cache_errors
         self.error_ttl = error_ttl
-
-    def plannable(self, args: tuple[Any, ...]) -> bool:
-        """Return True if a call with these positional arguments always has one key
-        and one set of tags (plain ``int``/``str`` arguments, tags not computed)."""
-        return self._tags_fn is None and _plain(args)
 
     def tags(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[str, ...]:
         """Return the tags an entry of this call carries (the function's tag first)."""
@@ -157,14 +153,14 @@ class CallSpec:
         return not (self.unless is not None and self.unless(result))
 
 
-_PLAIN_TYPES = frozenset({int, str})
+PLAIN_TYPES = frozenset({int, str})
 
 
 def _plain(args: tuple[Any, ...]) -> bool:
     # 1, 1.0, True and an IntEnum member compare (and hash) alike but key apart:
     # only calls whose arguments are exact ints and strs may use a memo, for
     # lookups as for inserts. (Key callables see the same values then too.)
-    return _PLAIN_TYPES.issuperset(map(type, args))
+    return PLAIN_TYPES.issuperset(map(type, args))
 
 
 def _stable(text: str, name: str) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 from .._core.freshness import resolve_ttl
 from .._core.keys import tag_key
 from .._core.missing import MISSING
-from .._decorator import CachedError, CallSpec
+from .._decorator import PLAIN_TYPES, CachedError, CallSpec
 from .._errors import SerializationError
 from .cache import AsyncCache
 
@@ -40,7 +40,12 @@ class AsyncRunner:
         # Warm calls with plain arguments and no tenant reuse the keys their
         # first call read (the entry's and its tags' versions): no binding, no
         # encoding, one dict lookup.
-        plannable = not kwargs and not self.face._context.active and self.spec.plannable(args)
+        plannable = (
+            not kwargs
+            and not self.face._context.active
+            and PLAIN_TYPES.issuperset(map(type, args))
+            and self.spec.static
+        )
         plan = self._plans.get(args) if plannable else None
         if plan is None:
             k = self._key(args, kwargs)

@@ -49,7 +49,6 @@ INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 _T_CREATED, _T_SOFT_EXPIRY, _T_COMPUTE_TIME, _T_TAGS = 1, 2, 3, 4
 _FLOAT_FIELDS = frozenset({_T_CREATED, _T_SOFT_EXPIRY, _T_COMPUTE_TIME})
-_TAGGED_HEAD = bytes((MAGIC, FORMAT, HAS_META))
 SLOW: Any = object()  # decode_tagged's "take the general path"
 _F64 = struct.Struct("!d")
 _U16 = struct.Struct("!H")
@@ -210,7 +209,7 @@ class Codec:
             else {bytes((MAGIC, FORMAT, 0, sid)): load for sid, load in loaders.items()}
         )
         self._dumps = self.serializer.dumps
-        self._tag_blobs: dict[tuple[tuple[str, ...], tuple[bytes | None, ...]], bytes] = {}
+        self._tagged_prefixes: dict[tuple[Any, ...], bytes] = {}
         self._zstd_c = self._zstd.ZstdCompressor(level=3) if self._zstd else None
         self._zstd_d = self._zstd.ZstdDecompressor() if self._zstd else None
 
@@ -278,32 +277,38 @@ class Codec:
         """Return the value of ``raw`` if its metadata is exactly ``tags`` at ``versions``.
 
         ``versions`` are the tag keys' payloads, as read. The common case of a
-        decorated function's hit: one byte comparison instead of parsing the
+        decorated function's hit: one prefix comparison instead of parsing the
         metadata. Returns ``SLOW`` for anything else (signed, compressed, other
         metadata, other versions): ``decode`` then decides.
         """
-        if raw[:3] != _TAGGED_HEAD or self._secret is not None:
+        try:
+            sid = raw[3]
+            prefix = self._tagged_prefixes[tags, versions, sid]
+        except KeyError:
+            prefix = self._tagged_prefix(tags, versions, sid)
+        except IndexError:
             return SLOW
-        memo = (tags, versions)
-        blob = self._tag_blobs.get(memo)
-        if blob is None:
-            numbers = [parse_version(v) for v in versions]
-            if None in numbers:
-                return SLOW
-            encoded = Meta(tags=tuple(zip(tags, numbers, strict=True))).encode()  # type: ignore[arg-type]
-            blob = _U16.pack(len(encoded)) + encoded
-            if len(self._tag_blobs) >= 4096:
-                self._tag_blobs.clear()
-            self._tag_blobs[memo] = blob
-        if not raw.startswith(blob, 4):
-            return SLOW
-        load = self._loaders.get(raw[3])
-        if load is None:
+        if not raw.startswith(prefix):
             return SLOW
         try:
-            return load(raw[4 + len(blob) :])
+            return self._loaders[sid](raw[len(prefix) :])
         except Exception:
             return SLOW
+
+    def _tagged_prefix(
+        self, tags: tuple[str, ...], versions: tuple[bytes | None, ...], sid: int
+    ) -> bytes:
+        """Return the head and metadata a payload of ``tags`` at ``versions`` starts
+        with (``b"-"``, which no envelope starts with, where there is no fast path)."""
+        numbers = [parse_version(v) for v in versions]
+        if self._secret is not None or None in numbers or sid not in self._loaders:
+            return b"-"
+        encoded = Meta(tags=tuple(zip(tags, numbers, strict=True))).encode()  # type: ignore[arg-type]
+        prefix = bytes((MAGIC, FORMAT, HAS_META, sid)) + _U16.pack(len(encoded)) + encoded
+        if len(self._tagged_prefixes) >= 4096:
+            self._tagged_prefixes.clear()
+        self._tagged_prefixes[tags, versions, sid] = prefix
+        return prefix
 
     def decode(self, key: str, raw: bytes, *, field: str | None = None) -> tuple[Any, Meta | None]:
         """Return ``(value, meta)`` from a stored payload, or raise ``DecodeError``."""

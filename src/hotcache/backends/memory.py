@@ -116,9 +116,8 @@ class MemoryBackend:
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         values = self._store.get_many(keys)
-        for i, value in enumerate(values):
-            if value is not None and type(value) is not bytes:
-                values[i] = None  # MGET semantics: a key holding a hash reads as absent
+        if dict in map(type, values):  # MGET semantics: a key holding a hash reads as absent
+            return [v if type(v) is bytes else None for v in values]
         return values  # type: ignore[return-value]
 
     def set(self, key: str, value: bytes, ttl: float | None = None, *, nx: bool = False) -> bool:
