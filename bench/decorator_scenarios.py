@@ -13,6 +13,7 @@ context.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -103,14 +104,22 @@ def cached_memory(env: Env, payload: str) -> Scenario:
     mine = cache.cached(ttl=TTL)(bodies.body("hotcache", value))
     ttl_cache: cachetools.TTLCache[Any, Any] = cachetools.TTLCache(maxsize=10 * len(ids), ttl=TTL)
     theirs = cachetools.cached(ttl_cache)(bodies.body("cachetools", value))
+    locked_cache: cachetools.TTLCache[Any, Any] = cachetools.TTLCache(
+        maxsize=10 * len(ids), ttl=TTL
+    )
+    # What cachetools needs to be thread-safe, as hotcache's memory store is.
+    locked = cachetools.cached(locked_cache, lock=threading.RLock())(
+        bodies.body("cachetools+lock", value)
+    )
     lru = functools.lru_cache(maxsize=10 * len(ids))(bodies.body("lru_cache", value))
-    bodies.warm(mine, theirs, lru)
+    bodies.warm(mine, theirs, locked, lru)
 
     ops = _draw(ids, env.sizes.memory)
     return Scenario(
         sync_unary("hotcache @Cache('memory://').cached", mine, ops),
         [
             Rival(sync_unary("@cachetools.cached(TTLCache)", theirs, ops), MEMORY_TARGET),
+            Rival(sync_unary("@cachetools.cached(TTLCache, lock=RLock())", locked, ops)),
             Rival(sync_unary("@functools.lru_cache", lru, ops)),
         ],
     )

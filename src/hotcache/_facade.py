@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import random
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar, overload
 
@@ -23,7 +23,7 @@ from ._url import ParsedURL, parse_option, parse_url
 if TYPE_CHECKING:
     from ._decorator import Decorated
 
-__all__ = ["CacheBase", "Settings", "resolve_settings"]
+__all__ = ["CacheBase", "Settings", "in_process_reader", "resolve_settings"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -101,6 +101,18 @@ def resolve_settings(url: str | None, overrides: Mapping[str, Any]) -> Settings:
         breaker_window=options.get("breaker_window", 1.0),
         backend_options=backend_options,
     )
+
+
+def in_process_reader(backend: Any) -> Callable[[Sequence[str]], list[bytes | None]] | None:
+    """Return the plain ``get_many`` of an in-process memory store under ``backend``.
+
+    Both faces call it without ``await`` or the breaker: the store answers in
+    microseconds and cannot be unreachable (as the L1 store will be called).
+    """
+    from .backends.memory import MemoryBackend
+
+    inner = getattr(backend, "sync", backend)
+    return inner.get_many if type(inner) is MemoryBackend else None
 
 
 class CacheBase:

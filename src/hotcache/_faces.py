@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._async.cache import AsyncCache
+from ._facade import in_process_reader
 from ._sync.cache import Cache
 from .backends.factory import make_sync_backend
 from .backends.offload import AsyncOffload
@@ -23,6 +24,7 @@ def _twin(cache: Any, kind: Any, backend: Any) -> Any:
     twin = object.__new__(kind)
     twin.__dict__.update(cache.__dict__)
     twin._backend = backend
+    twin._in_process = in_process_reader(backend)
     twin._twin = cache
     return twin
 
