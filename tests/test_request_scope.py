@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -17,9 +16,8 @@ from hotcache import MISSING, AsyncCache, BackendUnavailable, Cache
 from hotcache._facade import resolve_settings
 from hotcache.backends.factory import make_async_backend, make_sync_backend
 from hotcache.middleware import ASGIRequestScope, WSGIRequestScope
-from hotcache.testing import FACES, Face, Harness
+from hotcache.testing import Face, Harness
 
-BACKENDS = ("memory", "sqlite", "redis")
 LONG = 1000.0
 JOIN = 30.0
 
@@ -97,20 +95,6 @@ def reads_of(c: Face | Cache | AsyncCache) -> Reads:
     backend = cache._backend
     assert isinstance(backend, (CountingSync, CountingAsync))
     return backend.reads
-
-
-@pytest.fixture(params=BACKENDS)
-def url(request: pytest.FixtureRequest) -> str:
-    if request.param == "memory":
-        return f"memory://scope-{uuid.uuid4().hex}"
-    if request.param == "sqlite":
-        return str(request.getfixturevalue("sqlite_url"))
-    return str(request.getfixturevalue("redis_url"))
-
-
-@pytest.fixture(params=FACES)
-def face(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @pytest.fixture

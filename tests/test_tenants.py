@@ -7,16 +7,13 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from hotcache import MISSING, AsyncCache, Cache
-from hotcache.testing import FACES, Face, Harness
+from hotcache.testing import Face, Harness
 
-BACKENDS = ("memory", "sqlite", "redis")
 LONG = 1000.0
 JOIN = 30.0
 
@@ -51,35 +48,6 @@ SPECIAL_TENANTS = (
     "*:",
     "ü-tenant",
 )
-
-
-def build(face: str, url: str, **options: Any) -> Cache | AsyncCache:
-    if face == "async":
-        return AsyncCache(url, **options)
-    return Cache(url, **options)
-
-
-@pytest.fixture(params=BACKENDS)
-def url(request: pytest.FixtureRequest) -> str:
-    if request.param == "memory":
-        return f"memory://tenants-{uuid.uuid4().hex}"
-    if request.param == "sqlite":
-        return str(request.getfixturevalue("sqlite_url"))
-    return str(request.getfixturevalue("redis_url"))
-
-
-@pytest.fixture(params=FACES)
-def face(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def hc(face: str, url: str) -> Iterator[Harness]:
-    harness = Harness(build, face, url)
-    try:
-        yield harness
-    finally:
-        harness.close()
 
 
 def all_backend_keys(hc: Harness) -> list[str]:

@@ -8,8 +8,7 @@ import asyncio
 import functools
 import inspect
 import math
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,9 +16,8 @@ import pytest
 
 from hotcache import MISSING, AsyncCache, Cache
 from hotcache._core.keys import tag_key
-from hotcache.testing import FACES, Harness
+from hotcache.testing import Harness
 
-BACKENDS = ("memory", "sqlite", "redis")
 LONG = 1000.0
 
 
@@ -35,35 +33,6 @@ class SaveFailed(Exception):
 
 class Interrupted(BaseException):
     """Not an ``Exception``: write-through must still drop the entry."""
-
-
-def build(face: str, url: str, **options: Any) -> Cache | AsyncCache:
-    if face == "async":
-        return AsyncCache(url, **options)
-    return Cache(url, **options)
-
-
-@pytest.fixture(params=BACKENDS)
-def url(request: pytest.FixtureRequest) -> str:
-    if request.param == "memory":
-        return f"memory://write-through-{uuid.uuid4().hex}"
-    if request.param == "sqlite":
-        return str(request.getfixturevalue("sqlite_url"))
-    return str(request.getfixturevalue("redis_url"))
-
-
-@pytest.fixture(params=FACES)
-def face(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def hc(face: str, url: str) -> Iterator[Harness]:
-    harness = Harness(build, face, url)
-    try:
-        yield harness
-    finally:
-        harness.close()
 
 
 class Save:
