@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from hotcache import MISSING, AsyncCache, Cache
+from hotcache._core.keys import tag_key
 
 BACKENDS = ("memory", "sqlite", "redis")
 FACES = ("sync", "async")
@@ -162,11 +163,6 @@ def url_for(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str
 @pytest.fixture(params=BACKENDS)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url_for(request.param, request, tmp_path)
-
-
-@pytest.fixture(params=FACES)
-def face(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @pytest.fixture
@@ -1423,3 +1419,133 @@ def test_a_cache_with_a_fixed_tenant_keeps_its_own_entries(face: str, store_url:
         assert env.run(fa.get_cached(1)) is MISSING
     finally:
         env.close()
+
+
+# -- functions that share a name, and other traps ----------------------------------------------
+
+
+def make_loader(cache: Cache, table: str) -> Callable[[int], str]:
+    @cache.cached
+    def load(row: int) -> str:
+        return f"{table}:{row}"
+
+    return load
+
+
+def test_closures_made_by_one_factory_never_share_entries(mem_env: Env) -> None:
+    view = mem_env.view
+    users, orders = make_loader(view, "users"), make_loader(view, "orders")
+    assert users(1) == "users:1"
+    assert orders(1) == "orders:1"  # same qualname, other captured table: another entry
+    again = make_loader(view, "users")
+    assert again.get_cached(1) == "users:1"  # the same code and captures: the same entry
+
+
+def test_lambdas_of_one_module_never_share_entries(mem_env: Env) -> None:
+    view = mem_env.view
+    double = view.cached(lambda x: x * 2)
+    square = view.cached(lambda x: x * x)
+    assert (double(3), square(3)) == (6, 9)
+
+
+class Connection:
+    """An object with no stable key text (its repr is an address)."""
+
+
+def test_a_closure_over_an_object_without_stable_text_is_private_to_the_process(
+    mem_env: Env,
+) -> None:
+    view = mem_env.view
+
+    def make(conn: Connection) -> Any:
+        @view.cached
+        def fetch(row: int) -> int:
+            return id(conn) + row
+
+        return fetch
+
+    a, b = Connection(), Connection()
+    assert make(a)(1) == id(a) + 1
+    assert make(b)(1) == id(b) + 1  # never a's entry
+
+
+def test_a_nested_recursive_function_is_cached(mem_env: Env) -> None:
+    view = mem_env.view
+    ran: list[int] = []
+
+    @view.cached
+    def fib(n: int) -> int:
+        ran.append(n)
+        return n if n < 2 else fib(n - 1) + fib(n - 2)
+
+    assert fib(20) == 6765
+    assert sorted(ran) == list(range(21))  # each value computed once
+
+
+def schema_for(cls: type) -> list[str]:
+    return sorted(cls.__annotations__)
+
+
+class Point:
+    x: int
+    y: int
+
+
+class Row:
+    id: int
+
+
+def test_a_plain_function_whose_first_parameter_is_cls_keys_by_it(mem_env: Env) -> None:
+    cached_schema = mem_env.view.cached(schema_for)
+    assert cached_schema(Point) == ["x", "y"]
+    assert cached_schema(Row) == ["id"]
+
+
+def test_refresh_that_is_not_stored_drops_the_old_entry(env: Env) -> None:
+    rows = {1: "Grace"}
+
+    @env.cached(unless=lambda row: row is None)
+    def name(user_id: int) -> str | None:
+        return rows.get(user_id)
+
+    assert env.run(name(1)) == "Grace"
+    del rows[1]
+    assert env.run(name.refresh(1)) is None
+    assert env.run(name.get_cached(1)) is MISSING  # not the old "Grace"
+    assert env.run(name(1)) is None
+
+
+def test_a_signed_cache_never_loads_an_unsigned_payload_planted_under_a_key(
+    tmp_path: Path,
+) -> None:
+    marker = tmp_path / "ran"
+    cache = Cache(f"memory://cached-{uuid.uuid4().hex}", secret="s" * 32)
+
+    @cache.cached(key="user:{uid}")
+    def load(uid: int) -> str:
+        return "real"
+
+    # An unsigned payload that starts like no envelope, then a pickle (id 1) that
+    # would write the marker when loaded.
+    planted = (
+        b"-NK\x01" + b'cbuiltins\nexec\n(S\'open(%r, "w").write("x")\'\ntR.' % str(marker).encode()
+    )
+    cache._backend.set(cache._key("user:1"), planted, None)
+    assert load(1) == "real"
+    assert not marker.exists()
+    cache.close()
+
+
+def test_tag_versions_of_computed_tags_expire_the_functions_own_does_not(env: Env) -> None:
+    @env.cached(ttl=60, tags=lambda item: [f"item:{item}"])
+    def price(item: int) -> int:
+        return item * 100
+
+    assert env.run(price(7)) == 700
+    k = env.view._key("x")
+    item_left = env.view._backend.ttl(tag_key(k, "item:7"))
+    function_tags = [key for batch in env.view._backend.scan("*#t:fn:*") for key in batch]
+    assert item_left is not None and 86000 < item_left <= 86400
+    assert function_tags and all(
+        env.view._backend.ttl(key) == float("inf") for key in function_tags
+    )

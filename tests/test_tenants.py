@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -625,3 +626,28 @@ def test_one_block_object_shared_by_concurrent_threads(url: str) -> None:
             raise errors[0]
         with c.tenant("shared"):
             assert c.get_many(["k0", "k1"]) == {"k0": 0, "k1": 1}
+
+
+def test_generators_taking_turns_in_their_own_tenant_blocks_stay_apart() -> None:
+    """Generators run in their caller's context, so the innermost open block wins
+    while they take turns; leaving blocks out of order takes out the frame of
+    the block left, never another's, and leaves the caller as it was."""
+    cache = Cache("memory://")
+    with cache.tenant("a"):
+        cache.set("secret", "A")
+    with cache.tenant("b"):
+        cache.set("secret", "B")
+
+    def rows(tenant: str) -> Iterator[Any]:
+        with cache.tenant(tenant):
+            yield cache.get("secret")
+            yield cache.get("secret")
+
+    ga, gb = rows("a"), rows("b")
+    assert (next(ga), next(gb)) == ("A", "B")
+    assert list(ga) == ["B"]  # b's block, entered last, is innermost; then a's is left
+    assert cache._context.tenant() == "b"  # b's block is still open in this context
+    assert list(gb) == ["B"]
+    assert cache._context.tenant() is None
+    assert cache.get("secret") is None
+    cache.close()

@@ -79,7 +79,10 @@ class Context:
             self.active = True
             self._tenant.set((tenant, self._tenant.get()))
 
-        return Scope(enter, lambda: self._tenant.set(self._tenant.get()[1]))
+        def leave() -> None:
+            self._tenant.set(_without(self._tenant.get(), tenant))
+
+        return Scope(enter, leave)
 
     def scope_block(self) -> Scope:
         """Return a block with a request scope (nested blocks share the outer one)."""
@@ -90,6 +93,21 @@ class Context:
             self._scope.set(({} if outer is None else outer[0], outer))
 
         return Scope(enter, lambda: self._scope.set(self._scope.get()[1]))
+
+
+def _without(stack: Any, value: Any) -> Any:
+    """Return ``stack`` without its topmost frame holding ``value``.
+
+    Usually that is the top. Blocks of one context can be left out of order (two
+    generators, each inside its own tenant block, taking turns): the frame is
+    then taken out from under the others, which stay as they are.
+    """
+    if stack is None:
+        raise RuntimeError("a tenant block was left twice")
+    head, rest = stack
+    if head == value:
+        return rest
+    return (head, _without(rest, value))
 
 
 class KeySpace:

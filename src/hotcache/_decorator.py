@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 from ._context import KeySpace
 from ._core import tags as tagging
-from ._core.callkeys import CallKey, function_name
+from ._core.callkeys import CallKey, function_identity, function_name, is_method
 from ._core.freshness import validate_ttl
 from ._core.keys import key_text
 
@@ -52,10 +52,13 @@ class KeyMaker:
     """Turn one call of a function into its key text: a template, a callable, or
     (by default) the function's name and its bound arguments."""
 
-    def __init__(self, fn: Callable[..., Any], key: KeyOption) -> None:
-        self.name = function_name(fn)
+    def __init__(
+        self, fn: Callable[..., Any], key: KeyOption, *, skip_first: bool | None = None
+    ) -> None:
+        self.name = function_name(fn)  # for messages
+        self.identity = function_identity(fn)  # for keys and the function's tag
         self.signature = inspect.signature(fn)
-        self._call_key = CallKey(fn)
+        self._call_key = CallKey(fn, skip_first=skip_first)
         self._template = key if isinstance(key, str) else None
         self._key_fn = key if callable(key) else None
         if key is not None and self._template is None and self._key_fn is None:
@@ -102,7 +105,7 @@ class KeyMaker:
             bound = self.signature.bind(*args, **kwargs)
             bound.apply_defaults()
             return _stable(self._template.format(**bound.arguments), self.name)
-        return f"{self.name}({self._call_key.text(args, kwargs)})"
+        return f"{self.identity}({self._call_key.text(args, kwargs)})"
 
 
 class CallSpec:
@@ -121,15 +124,16 @@ class CallSpec:
         jitter: float | None,
         cache_errors: tuple[type[BaseException], ...],
         error_ttl: float,
+        skip_first: bool | None = None,
     ) -> None:
         self.fn = fn
-        self.keys = KeyMaker(fn, key)
+        self.keys = KeyMaker(fn, key, skip_first=skip_first)
         self.text = self.keys.text
         self.name = self.keys.name
         self.space = space
         self.ttl = ttl
         self.jitter = jitter
-        self.fn_tag = tagging.function_tag(self.name)
+        self.fn_tag = tagging.function_tag(self.keys.identity)
         self._tags_fn = tags if callable(tags) else None
         self.static = self._tags_fn is None  # every call carries the same tags
         static = () if tags is None or callable(tags) else tagging.validate_tags(tags)
@@ -292,6 +296,8 @@ def decorate(
             space.version if version is None else str(version),
             cache._context,
         )
+    if kind == "function" and is_method(fn):
+        kind = "method"
     spec = CallSpec(
         fn,
         space,
@@ -303,6 +309,7 @@ def decorate(
         jitter=jitter,
         cache_errors=errors,
         error_ttl=error_ttl,
+        skip_first=kind in {"method", "classmethod"},
     )
     if inspect.iscoroutinefunction(fn):
         from ._async.cached import AsyncRunner
@@ -314,9 +321,6 @@ def decorate(
         from ._sync.cached import SyncRunner
 
         runner = SyncRunner(sync_face(cache), spec)
-    params = list(spec.keys.signature.parameters)
-    if kind == "function" and params and params[0] in {"self", "cls"}:
-        kind = "method"
     if kind != "function":
         return _Method(runner, kind)
     wrapper = runner.function()

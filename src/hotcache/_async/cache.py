@@ -288,7 +288,7 @@ class AsyncCache(CacheBase):
         """Encode and write one entry, carrying ``tags`` at ``versions`` (read if absent)."""
         meta = None
         if tags and lifetime != 0:
-            carried = await self._versions(k, tags, {} if versions is None else versions)
+            carried = await self._versions(k, tags, {} if versions is None else versions, lifetime)
             if carried is None:  # the backend failed: nothing can be stored
                 self._codec.encode(k, value)  # but a bad value is still refused
                 return False
@@ -307,10 +307,14 @@ class AsyncCache(CacheBase):
         return stored
 
     async def _versions(
-        self, k: str, tags: Sequence[str], versions: dict[str, int | None]
+        self,
+        k: str,
+        tags: Sequence[str],
+        versions: dict[str, int | None],
+        lifetime: float | None,
     ) -> tuple[tuple[str, int], ...] | None:
-        """Return ``(tag, version)`` for each tag of the entry under ``k``, reading or
-        creating the versions not in ``versions`` (which is updated)."""
+        """Return ``(tag, version)`` for each tag of the entry under ``k`` (which lives
+        ``lifetime``), reading or creating the versions not in ``versions`` (updated)."""
         unread = [tag for tag in tags if tag not in versions]
         if unread:
             raws = await self._read([tag_key(k, tag) for tag in unread])
@@ -321,26 +325,33 @@ class AsyncCache(CacheBase):
         for tag in tags:
             version = versions[tag]
             if version is None:
-                version = versions[tag] = await self._new_version(tag_key(k, tag))
+                version = versions[tag] = await self._new_version(
+                    tag_key(k, tag), tagging.version_ttl(tag, lifetime)
+                )
                 if version is None:
                     return None
             carried.append((tag, version))
         return tuple(carried)
 
     async def _claim(
-        self, k: str, tags: Sequence[str], versions: dict[str, int | None] | None
+        self,
+        k: str,
+        tags: Sequence[str],
+        versions: dict[str, int | None] | None,
+        lifetime: float | None,
     ) -> dict[str, int | None] | None:
         """Give every tag a version before a producer runs, so that an invalidation
         during the run makes its result stale; ``None`` if that could not be done."""
         if versions is None or all(versions.get(tag) is not None for tag in tags):
             return versions
-        return None if await self._versions(k, tags, versions) is None else versions
+        known = await self._versions(k, tags, versions, lifetime)
+        return None if known is None else versions
 
-    async def _new_version(self, key: str) -> int | None:
+    async def _new_version(self, key: str, ttl: float | None) -> int | None:
         """Create a tag's first version; if another writer won, return its version."""
         version = tagging.new_version()
         payload = b"%d" % version
-        created = await self._call(None, self._backend.set, key, payload, None, nx=True)
+        created = await self._call(None, self._backend.set, key, payload, ttl, nx=True)
         if created:
             self._remember({key: payload})
             return version
@@ -471,7 +482,7 @@ class AsyncCache(CacheBase):
         value, versions = await self._lookup(k, tag_names, self._tag_reads(k, tag_names))
         if value is not MISSING:
             return value
-        versions = await self._claim(k, tag_names, versions)
+        versions = await self._claim(k, tag_names, versions, lifetime)
         value = await async_produce(producer)
         # A read that failed says the write would fail too: one call pays at most
         # one timeout.

@@ -279,8 +279,12 @@ class Codec:
         ``versions`` are the tag keys' payloads, as read. The common case of a
         decorated function's hit: one prefix comparison instead of parsing the
         metadata. Returns ``SLOW`` for anything else (signed, compressed, other
-        metadata, other versions): ``decode`` then decides.
+        metadata, other versions): ``decode`` then decides. With a secret set
+        there is no fast path: every payload's signature is checked.
         """
+        if self._secret is not None:
+            return SLOW
+        prefix: bytes | None
         try:
             sid = raw[3]
             prefix = self._tagged_prefixes[tags, versions, sid]
@@ -288,7 +292,7 @@ class Codec:
             prefix = self._tagged_prefix(tags, versions, sid)
         except IndexError:
             return SLOW
-        if not raw.startswith(prefix):
+        if prefix is None or not raw.startswith(prefix):
             return SLOW
         try:
             return self._loaders[sid](raw[len(prefix) :])
@@ -297,12 +301,12 @@ class Codec:
 
     def _tagged_prefix(
         self, tags: tuple[str, ...], versions: tuple[bytes | None, ...], sid: int
-    ) -> bytes:
-        """Return the head and metadata a payload of ``tags`` at ``versions`` starts
-        with (``b"-"``, which no envelope starts with, where there is no fast path)."""
+    ) -> bytes | None:
+        """Return the head and metadata an unsigned, uncompressed payload of ``tags``
+        at ``versions`` starts with (``None``: no such payload can be read here)."""
         numbers = [parse_version(v) for v in versions]
-        if self._secret is not None or None in numbers or sid not in self._loaders:
-            return b"-"
+        if None in numbers or sid not in self._loaders:
+            return None
         encoded = Meta(tags=tuple(zip(tags, numbers, strict=True))).encode()  # type: ignore[arg-type]
         prefix = bytes((MAGIC, FORMAT, HAS_META, sid)) + _U16.pack(len(encoded)) + encoded
         if len(self._tagged_prefixes) >= 4096:

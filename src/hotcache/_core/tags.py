@@ -20,9 +20,18 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 
-__all__ = ["current", "function_tag", "new_version", "parse_version", "validate_tags"]
+__all__ = [
+    "current",
+    "function_tag",
+    "new_version",
+    "parse_version",
+    "validate_tags",
+    "version_ttl",
+]
 
 MAX_TAGS = 64
+MIN_VERSION_TTL = 86400.0
+_FUNCTION = "fn:"
 
 
 def new_version() -> int:
@@ -39,7 +48,21 @@ def parse_version(raw: bytes | None) -> int | None:
 
 def function_tag(name: str) -> str:
     """Return the tag every entry of the decorated function ``name`` carries."""
-    return "fn:" + name
+    return _FUNCTION + name
+
+
+def version_ttl(tag: str, lifetime: float | None) -> float | None:
+    """Return how long a tag's version key lives, made for an entry of ``lifetime``.
+
+    Tags computed from arguments would otherwise leave one key per value behind
+    forever. A version key that expires makes the entries carrying it stale
+    (extra misses, never a stale hit), so its lifetime need only be generous:
+    twice the entry's, and at least a day. A function's own tag (one per
+    function) and tags of entries that never expire keep theirs for good.
+    """
+    if lifetime is None or tag.startswith(_FUNCTION):
+        return None
+    return max(2 * lifetime, MIN_VERSION_TTL)
 
 
 def validate_tags(tags: Iterable[str]) -> tuple[str, ...]:

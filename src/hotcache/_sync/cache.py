@@ -289,7 +289,7 @@ class Cache(CacheBase):
         """Encode and write one entry, carrying ``tags`` at ``versions`` (read if absent)."""
         meta = None
         if tags and lifetime != 0:
-            carried = self._versions(k, tags, {} if versions is None else versions)
+            carried = self._versions(k, tags, {} if versions is None else versions, lifetime)
             if carried is None:  # the backend failed: nothing can be stored
                 self._codec.encode(k, value)  # but a bad value is still refused
                 return False
@@ -308,10 +308,14 @@ class Cache(CacheBase):
         return stored
 
     def _versions(
-        self, k: str, tags: Sequence[str], versions: dict[str, int | None]
+        self,
+        k: str,
+        tags: Sequence[str],
+        versions: dict[str, int | None],
+        lifetime: float | None,
     ) -> tuple[tuple[str, int], ...] | None:
-        """Return ``(tag, version)`` for each tag of the entry under ``k``, reading or
-        creating the versions not in ``versions`` (which is updated)."""
+        """Return ``(tag, version)`` for each tag of the entry under ``k`` (which lives
+        ``lifetime``), reading or creating the versions not in ``versions`` (updated)."""
         unread = [tag for tag in tags if tag not in versions]
         if unread:
             raws = self._read([tag_key(k, tag) for tag in unread])
@@ -322,26 +326,33 @@ class Cache(CacheBase):
         for tag in tags:
             version = versions[tag]
             if version is None:
-                version = versions[tag] = self._new_version(tag_key(k, tag))
+                version = versions[tag] = self._new_version(
+                    tag_key(k, tag), tagging.version_ttl(tag, lifetime)
+                )
                 if version is None:
                     return None
             carried.append((tag, version))
         return tuple(carried)
 
     def _claim(
-        self, k: str, tags: Sequence[str], versions: dict[str, int | None] | None
+        self,
+        k: str,
+        tags: Sequence[str],
+        versions: dict[str, int | None] | None,
+        lifetime: float | None,
     ) -> dict[str, int | None] | None:
         """Give every tag a version before a producer runs, so that an invalidation
         during the run makes its result stale; ``None`` if that could not be done."""
         if versions is None or all(versions.get(tag) is not None for tag in tags):
             return versions
-        return None if self._versions(k, tags, versions) is None else versions
+        known = self._versions(k, tags, versions, lifetime)
+        return None if known is None else versions
 
-    def _new_version(self, key: str) -> int | None:
+    def _new_version(self, key: str, ttl: float | None) -> int | None:
         """Create a tag's first version; if another writer won, return its version."""
         version = tagging.new_version()
         payload = b"%d" % version
-        created = self._call(None, self._backend.set, key, payload, None, nx=True)
+        created = self._call(None, self._backend.set, key, payload, ttl, nx=True)
         if created:
             self._remember({key: payload})
             return version
@@ -472,7 +483,7 @@ class Cache(CacheBase):
         value, versions = self._lookup(k, tag_names, self._tag_reads(k, tag_names))
         if value is not MISSING:
             return value
-        versions = self._claim(k, tag_names, versions)
+        versions = self._claim(k, tag_names, versions, lifetime)
         value = sync_produce(producer)
         # A read that failed says the write would fail too: one call pays at most
         # one timeout.

@@ -70,12 +70,15 @@ class SyncRunner:
         versions: dict[str, int | None] | None,
         args: tuple[Any, ...],
         kwargs: Mapping[str, Any],
+        *,
+        replace: bool = False,
     ) -> Any:
         # ``versions`` were read before the call: if a tag is invalidated while
         # the function runs, the entry is written with the old version and never
         # served. ``None``: the backend failed the read, so nothing is written.
         spec, face = self.spec, self.face
-        versions = face._claim(k, tags, versions)
+        lifetime = resolve_ttl(spec.ttl, face._default_ttl)
+        versions = face._claim(k, tags, versions, lifetime)
         try:
             result = spec.fn(*args, **kwargs)
         except spec.cache_errors as exc:
@@ -86,8 +89,9 @@ class SyncRunner:
                     pass  # an error that cannot be stored is simply not cached
             raise
         if versions is not None and spec.stores(result):
-            lifetime = face._spread(resolve_ttl(spec.ttl, face._default_ttl), spec.jitter)
-            face._store(k, result, lifetime, tags, versions)
+            face._store(k, result, face._spread(lifetime, spec.jitter), tags, versions)
+        elif replace:
+            face._delete(k)  # the old entry must not outlive a refused refresh
         return result
 
     def refresh(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
@@ -95,8 +99,11 @@ class SyncRunner:
         k = self._key(args, kwargs)
         tags = self.spec.tags(args, kwargs)
         versions: dict[str, int | None] = {}
-        known = self.face._versions(k, tags, versions)
-        return self._produce(k, tags, None if known is None else versions, args, kwargs)
+        lifetime = resolve_ttl(self.spec.ttl, self.face._default_ttl)
+        known = self.face._versions(k, tags, versions, lifetime)
+        return self._produce(
+            k, tags, None if known is None else versions, args, kwargs, replace=True
+        )
 
     def get_cached(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
         """Return the cached result of a call, or ``MISSING``, without calling it."""
