@@ -13,12 +13,14 @@ from typing import Any, cast
 from .._url import ParsedURL
 from ..backends.redis import (
     DRIVER_ERRORS,
+    GET_WITH_PTTL,
     INCR_WITH_TTL,
     PERSIST_IF_EXISTS,
     AsyncDriver,
     make_client,
     map_exceptions,
     milliseconds,
+    pairs_with_ttl,
     redis_glob,
     translate,
 )
@@ -37,6 +39,7 @@ class AsyncRedisBackend:
         self.client: Any = make_client(url, options, AsyncDriver)
         self._incr_ttl = self.client.register_script(INCR_WITH_TTL)
         self._persist = self.client.register_script(PERSIST_IF_EXISTS)
+        self._get_with_pttl = self.client.register_script(GET_WITH_PTTL)
 
     # The hot calls translate errors in ``except`` rather than under ``with
     # map_exceptions()``: entering a generator context manager costs about a
@@ -55,6 +58,14 @@ class AsyncRedisBackend:
             return cast("list[bytes | None]", await self.client.execute_command("MGET", *keys))
         except DRIVER_ERRORS as exc:
             raise translate(exc) from exc
+
+    async def get_many_with_ttl(
+        self, keys: Sequence[str]
+    ) -> list[tuple[bytes, float | None] | None]:
+        if not keys:
+            return []
+        with map_exceptions():
+            return pairs_with_ttl(await self._get_with_pttl(keys=list(keys)))
 
     async def set(
         self, key: str, value: bytes, ttl: float | None = None, *, nx: bool = False

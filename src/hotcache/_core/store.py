@@ -113,9 +113,10 @@ class Store(Generic[V]):
         with self._lock:
             return self._get(key)
 
-    def get_many(self, keys: Sequence[str]) -> list[V | None]:
-        """Return ``get(key)`` for each key, in order, under one hold of the lock."""
-        out: list[V | None] = []
+    def get_many(self, keys: Sequence[str], *, with_expiry: bool = False) -> list[Any]:
+        """Return ``get(key)`` for each key, in order, under one hold of the lock;
+        with ``with_expiry``, ``(value, expiry)`` pairs (clock time; None: none)."""
+        out: list[Any] = []
         with self._lock:
             # _get() unrolled, the clock read once: a decorated call's hit reads
             # its entry and its tag versions through here.
@@ -132,7 +133,7 @@ class Store(Generic[V]):
                     out.append(None)
                 else:
                     hit(key)
-                    out.append(entry.value)
+                    out.append((entry.value, entry.expires) if with_expiry else entry.value)
         return out
 
     def _get(self, key: str) -> V | None:

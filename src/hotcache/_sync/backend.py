@@ -28,6 +28,13 @@ class SyncBackend(Protocol):
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]: ...
 
+    def get_many_with_ttl(self, keys: Sequence[str]) -> list[tuple[bytes, float | None] | None]:
+        """Like ``get_many``, with each value's seconds left (``None``: no expiry).
+
+        What the in-process tier needs to keep a copy no longer than the entry lives.
+        """
+        ...
+
     def set(
         self, key: str, value: bytes, ttl: float | None = None, *, nx: bool = False
     ) -> bool: ...

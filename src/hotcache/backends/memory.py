@@ -51,6 +51,10 @@ def _after_fork() -> None:
 os.register_at_fork(before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork)
 
 
+def _left(expires: float | None, now: float) -> float | None:
+    return None if expires is None else max(0.0, expires - now)
+
+
 def _size(key: str, value: Value) -> int:
     if isinstance(value, bytes):
         return len(key) + len(value) + _ENTRY_OVERHEAD
@@ -118,7 +122,14 @@ class MemoryBackend:
         values = self._store.get_many(keys)
         if dict in map(type, values):  # MGET semantics: a key holding a hash reads as absent
             return [v if type(v) is bytes else None for v in values]
-        return values  # type: ignore[return-value]
+        return values
+
+    def get_many_with_ttl(self, keys: Sequence[str]) -> list[tuple[bytes, float | None] | None]:
+        now = self._clock()
+        return [
+            None if pair is None or type(pair[0]) is not bytes else (pair[0], _left(pair[1], now))
+            for pair in self._store.get_many(keys, with_expiry=True)
+        ]
 
     def set(self, key: str, value: bytes, ttl: float | None = None, *, nx: bool = False) -> bool:
         size = _size(key, value)

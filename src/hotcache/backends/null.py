@@ -19,6 +19,9 @@ class NullBackend:
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         return [None] * len(keys)
 
+    def get_many_with_ttl(self, keys: Sequence[str]) -> list[tuple[bytes, float | None] | None]:
+        return [None] * len(keys)
+
     def set(self, key: str, value: bytes, ttl: float | None = None, *, nx: bool = False) -> bool:
         return False
 

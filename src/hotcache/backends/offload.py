@@ -40,6 +40,11 @@ class AsyncOffload:
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         return await self._run(self.sync.get_many, keys)
 
+    async def get_many_with_ttl(
+        self, keys: Sequence[str]
+    ) -> list[tuple[bytes, float | None] | None]:
+        return await self._run(self.sync.get_many_with_ttl, keys)
+
     async def set(
         self, key: str, value: bytes, ttl: float | None = None, *, nx: bool = False
     ) -> bool:

@@ -5,7 +5,7 @@ mapping, scripts and glob translation. The I/O itself is in ``_async/redis.py``
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,7 @@ from .._url import ParsedURL
 
 __all__ = [
     "DRIVER_ERRORS",
+    "GET_WITH_PTTL",
     "INCR_WITH_TTL",
     "PERSIST_IF_EXISTS",
     "AsyncDriver",
@@ -27,6 +28,7 @@ __all__ = [
     "SyncDriver",
     "make_client",
     "map_exceptions",
+    "pairs_with_ttl",
     "redis_glob",
     "translate",
 ]
@@ -45,6 +47,19 @@ if created then
     else redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 end
 return value
+"""
+
+# Values and milliseconds left, in one round trip; a key holding a hash (GET
+# fails) reads as absent, as MGET has it. PTTL: -1 no expiry, -2 absent.
+GET_WITH_PTTL = """
+local out = {}
+for i, key in ipairs(KEYS) do
+    local value = redis.pcall('GET', key)
+    if type(value) == 'table' and value.err then value = false end
+    out[2 * i - 1] = value
+    out[2 * i] = value and redis.call('PTTL', key) or -2
+end
+return out
 """
 
 # PERSIST answers 0 for a key that exists without a ttl; touch must answer 1.
@@ -202,3 +217,15 @@ MAX_MILLISECONDS = 2**53
 def milliseconds(ttl: float) -> int:
     """Return a positive whole number of milliseconds for a ttl in seconds."""
     return max(1, min(round(ttl * 1000), MAX_MILLISECONDS))
+
+
+def pairs_with_ttl(reply: Sequence[Any]) -> list[tuple[bytes, float | None] | None]:
+    """Turn ``GET_WITH_PTTL``'s flat reply into ``(value, seconds left)`` pairs."""
+    out: list[tuple[bytes, float | None] | None] = []
+    for i in range(0, len(reply), 2):
+        value, pttl = reply[i], int(reply[i + 1])
+        if value is None or pttl == -2:
+            out.append(None)
+        else:
+            out.append((bytes(value), None if pttl == -1 else max(pttl, 0) / 1000))
+    return out

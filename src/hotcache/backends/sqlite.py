@@ -226,7 +226,22 @@ class SQLiteBackend:
         return row[0]  # type: ignore[no-any-return]
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        found: dict[str, bytes] = {}
+        found = self._rows(keys)
+        return [None if (row := found.get(key)) is None else row[0] for key in keys]
+
+    def get_many_with_ttl(self, keys: Sequence[str]) -> list[tuple[bytes, float | None] | None]:
+        now = time.time()
+        found = self._rows(keys)
+        return [
+            None
+            if (row := found.get(key)) is None
+            else (row[0], None if row[1] is None else max(0.0, row[1] - now))
+            for key in keys
+        ]
+
+    def _rows(self, keys: Sequence[str]) -> dict[str, tuple[bytes, float | None]]:
+        """Return ``{key: (value, expires_at)}`` of the live plain entries among ``keys``."""
+        found: dict[str, tuple[bytes, float | None]] = {}
         now = time.time()
         with map_exceptions():
             conn = self._conn()
@@ -238,14 +253,14 @@ class SQLiteBackend:
                     chunk = unique[start : start + 500]
                     marks = ",".join("?" * len(chunk))
                     rows = conn.execute(
-                        f"SELECT key, value FROM hc_entries WHERE key IN ({marks}) "
+                        f"SELECT key, value, expires_at FROM hc_entries WHERE key IN ({marks}) "
                         f"AND kind = {PLAIN} AND {_LIVE}",
                         (*chunk, now),
                     )
-                    found.update(rows)
+                    found.update((key, (value, expires)) for key, value, expires in rows)
             finally:
                 conn.execute("COMMIT")
-        return [found.get(key) for key in keys]
+        return found
 
     def set(self, key: str, value: bytes, ttl: float | None = None, *, nx: bool = False) -> bool:
         row = _row(key, value, PLAIN, ttl)

@@ -10,7 +10,7 @@ import pytest
 
 from .._core.freshness import FOREVER
 from .._core.missing import MISSING
-from ._harness import Harness, needs_storage, without_storage
+from ._harness import Face, Harness, needs_storage, without_storage
 
 __all__ = ["ApiTests", "NullTests"]
 
@@ -316,6 +316,26 @@ class ApiTests:
         hc.concurrently(workers, bump)
         assert hc.cache.get("n") == workers * rounds
         assert hc.cache.get("d") == -workers * rounds
+
+    @needs_storage
+    def test_backend_reads_values_with_their_ttl(self, hc: Harness) -> None:
+        c = hc.cache
+        c.set("short", "s", ttl=LONG)
+        c.set("forever", "f", ttl=FOREVER)
+        c.hset("hash", "field", 1)
+        keys = [c.key(name) for name in ("short", "forever", "absent", "hash", "short")]
+        backend = Face(c.cache._backend, hc.session.loop)  # type: ignore[arg-type]
+        got = backend.get_many_with_ttl(keys)
+        assert backend.get_many_with_ttl([]) == []
+        assert [None if pair is None else pair[0] for pair in got] == [
+            *hc.raw.get_many(keys[:2]),
+            None,
+            None,  # a hash reads as absent, as in get_many
+            hc.raw.get(keys[0]),
+        ]
+        short, forever = got[0], got[1]
+        assert short is not None and _is_seconds(short[1], LONG)
+        assert forever is not None and forever[1] is None
 
     @needs_storage
     def test_many(self, hc: Harness) -> None:
