@@ -22,6 +22,14 @@ class TestSQLite(CacheConformance):
         return sqlite_url
 
 
+class TestSQLiteWithLocalTier(CacheConformance):
+    """The same file, read through an in-process tier kept coherent by the change log."""
+
+    @pytest.fixture
+    def cache_url(self, sqlite_url: str) -> str:
+        return sqlite_url + "?local=true"
+
+
 class TestRedis(CacheConformance):
     @pytest.fixture
     def cache_url(self, redis_url: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar, overload
@@ -15,6 +16,7 @@ from ._core.breaker import Breaker
 from ._core.envelope import Codec, DecodeError
 from ._core.freshness import DEFAULT_JITTER, apply_jitter
 from ._core.keys import KeyLike, namespace_pattern, tag_key, tenant_pattern
+from ._core.local import DEFAULT_MAX_AGE, LocalTier
 from ._core.serializers import Serializer
 from ._core.stats import Counters
 from ._errors import BackendError, BackendTimeout, BackendUnavailable
@@ -23,7 +25,14 @@ from ._url import ParsedURL, parse_option, parse_url
 if TYPE_CHECKING:
     from ._decorator import Decorated
 
-__all__ = ["CacheBase", "Settings", "in_process_reader", "resolve_settings"]
+__all__ = [
+    "UNKNOWN",
+    "CacheBase",
+    "Settings",
+    "in_process_reader",
+    "local_tier",
+    "resolve_settings",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -42,6 +51,10 @@ _FACADE_OPTIONS = frozenset(
         "secret",
         "on_error",
         "jitter",
+        "local",
+        "local_max_entries",
+        "local_max_bytes",
+        "local_max_age",
         "breaker_threshold",
         "breaker_window",
     }
@@ -62,6 +75,10 @@ class Settings:
     secret: str | bytes | None
     on_error: str
     jitter: float
+    local: bool
+    local_max_entries: int
+    local_max_bytes: int
+    local_max_age: float
     breaker_threshold: int
     breaker_window: float
     backend_options: Mapping[str, Any]
@@ -97,10 +114,38 @@ def resolve_settings(url: str | None, overrides: Mapping[str, Any]) -> Settings:
         secret=options.get("secret"),
         on_error=options.get("on_error", "open"),
         jitter=options.get("jitter", DEFAULT_JITTER),
+        local=options.get("local", False),
+        local_max_entries=options.get("local_max_entries", 10_000),
+        local_max_bytes=options.get("local_max_bytes", 64 << 20),
+        local_max_age=options.get("local_max_age", DEFAULT_MAX_AGE),
         breaker_threshold=options.get("breaker_threshold", 2),
         breaker_window=options.get("breaker_window", 1.0),
         backend_options=backend_options,
     )
+
+
+UNKNOWN: Any = object()  # a lifetime kept from before the write (incr)
+
+
+def local_tier(settings: Settings, backend: Any) -> tuple[LocalTier[bytes] | None, Any]:
+    """Return the in-process tier in front of ``backend`` and the feed keeping it
+    coherent, or ``(None, None)``: not asked for, or no feed for this backend yet."""
+    if not settings.local:
+        return None, None
+    from .backends.sqlite import SQLiteBackend
+
+    inner = getattr(backend, "sync", backend)
+    if not isinstance(inner, SQLiteBackend):
+        return None, None
+    from .coherence.sqlite import SQLiteFeed
+
+    tier: LocalTier[bytes] = LocalTier(
+        max_entries=settings.local_max_entries,
+        max_bytes=settings.local_max_bytes,
+        max_age=settings.local_max_age,
+        lock=threading.RLock(),
+    )
+    return tier, SQLiteFeed(inner, tier)
 
 
 def in_process_reader(backend: Any) -> Callable[[Sequence[str]], list[bytes | None]] | None:
@@ -122,6 +167,9 @@ class CacheBase:
         self.settings = settings
         self.namespace = settings.namespace
         self._context = Context(tenant)
+        # The in-process tier and its coherence feed: set by the face (local=True).
+        self._local: LocalTier[bytes] | None = None
+        self._feed: Any = None
         self._space = KeySpace(settings.namespace, settings.version, self._context)
         self._keys = self._space.plain  # the encoder while no tenant is in play
         self._codec = Codec(
@@ -310,18 +358,39 @@ class CacheBase:
     def _scope(self) -> dict[str, bytes | None] | None:
         return self._context.scope() if self._context.active else None
 
-    def _remember(self, items: Mapping[str, bytes | None]) -> None:
-        """Record what this call wrote (``None``: deleted) in the open request scope."""
+    def _remember(
+        self, items: Mapping[str, bytes | None], lifetime: float | object | None = UNKNOWN
+    ) -> None:
+        """Record what this call wrote (``None``: deleted), living ``lifetime``
+        (``UNKNOWN``: kept from before), in the request scope and the local tier."""
         scope = self._scope()
         if scope is not None:
             scope.update(items)
+        local = self._local
+        if local is not None:
+            for k, payload in items.items():
+                if payload is None or lifetime is UNKNOWN:
+                    local.invalidate((k,))
+                else:
+                    local.write(k, payload, lifetime)  # type: ignore[arg-type]
 
     def _forget(self, keys: Iterable[str]) -> None:
-        """Drop keys whose stored state this call cannot tell from the request scope."""
+        """Drop keys whose stored state this call cannot tell (request scope, local tier)."""
+        keys = list(keys)
         scope = self._scope()
         if scope is not None:
             for k in keys:
                 scope.pop(k, None)
+        if self._local is not None:
+            self._local.invalidate(keys)
+
+    def _forget_all(self) -> None:
+        """Drop everything this process keeps of the backend (after a clear)."""
+        scope = self._scope()
+        if scope is not None:
+            scope.clear()
+        if self._local is not None:
+            self._local.flush()
 
     def _count_healed(self, key: str, exc: DecodeError) -> None:
         self._stats.healed += 1

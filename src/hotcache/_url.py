@@ -110,6 +110,10 @@ OPTIONS: Mapping[str, Option] = {
     "secret": Option(_text, _ALL, secret=True),
     "on_error": Option(_choice("open", "raise"), _ALL),
     "jitter": Option(_fraction, _ALL),
+    "local": Option(_bool, _ALL),
+    "local_max_entries": Option(_positive_int, _ALL),
+    "local_max_bytes": Option(_size, _ALL),
+    "local_max_age": Option(_positive_seconds, _ALL),
     "breaker_threshold": Option(_positive_int, _ALL),
     "breaker_window": Option(_seconds, _ALL),
     # bounded local stores

@@ -15,7 +15,7 @@ from .._core.freshness import resolve_ttl
 from .._core.keys import KeyLike, key_text, tag_key
 from .._core.missing import MISSING, Missing
 from .._errors import BackendError, BackendUnavailable
-from .._facade import CacheBase, in_process_reader, resolve_settings
+from .._facade import CacheBase, in_process_reader, local_tier, resolve_settings
 from ..backends.factory import make_sync_backend
 from .backend import SyncBackend
 
@@ -53,6 +53,7 @@ class Cache(CacheBase):
         self._custom = backend is not None
         self._backend = backend or make_sync_backend(self.settings)
         self._in_process = in_process_reader(self._backend)
+        self._local, self._feed = local_tier(self.settings, self._backend)
 
     def _backend_evictions(self) -> int:
         return self._backend.evictions
@@ -104,22 +105,51 @@ class Cache(CacheBase):
         scope = self._scope()
         todo = keys if scope is None else [k for k in keys if k not in scope]
         if todo:
-            # ``_call`` inlined, as in ``get``: this is every decorated call's read.
-            breaker = self._breaker
-            if breaker.open_until and self._blocked():
-                return None
-            try:
-                raws = self._backend.get_many(todo)
-            except BackendError as exc:
-                self._failed(exc)
-                return None
-            if breaker.failures or breaker.open_until:
-                self._succeeded()
-            if scope is None:
+            if self._local is not None and self._feed is not None and self._feed.sync():
+                raws = self._read_through_local(todo)
+            else:
+                raws = self._guarded(self._backend.get_many, todo)
+            if raws is None or scope is None:
                 return raws
             scope.update(zip(todo, raws, strict=True))
         assert scope is not None
         return [scope[k] for k in keys]
+
+    def _guarded(
+        self, op: Callable[[Sequence[str]], SyncAwaitable[list[T]]], keys: Sequence[str]
+    ) -> list[T] | None:
+        """Run one multi-key read under the breaker; ``None`` when it failed open."""
+        # ``_call`` inlined, as in ``get``: this is every decorated call's read.
+        breaker = self._breaker
+        if breaker.open_until and self._blocked():
+            return None
+        try:
+            raws = op(keys)
+        except BackendError as exc:
+            self._failed(exc)
+            return None
+        if breaker.failures or breaker.open_until:
+            self._succeeded()
+        return raws
+
+    def _read_through_local(self, keys: Sequence[str]) -> list[bytes | None] | None:
+        """Read from the in-process tier, then what it lacks from the backend (kept
+        there unless an invalidation raced the read)."""
+        assert self._local is not None
+        local = self._local.get_many(keys)
+        missing = [k for k, raw in zip(keys, local, strict=True) if raw is None]
+        if not missing:
+            return local
+        token = self._local.token()
+        pairs = self._guarded(self._backend.get_many_with_ttl, missing)
+        if pairs is None:
+            return None
+        fetched = dict(zip(missing, pairs, strict=True))
+        self._local.fill(token, {k: pair for k, pair in fetched.items() if pair is not None})
+        return [
+            raw if raw is not None else (None if (pair := fetched[k]) is None else pair[0])
+            for k, raw in zip(keys, local, strict=True)
+        ]
 
     def _current(
         self, k: str, carried: Sequence[tuple[str, int]], versions: dict[str, int | None]
@@ -140,15 +170,12 @@ class Cache(CacheBase):
     def get(self, key: KeyLike, default: D | None = None) -> Any | D | None:
         """Return the value stored under ``key``, or ``default`` on a miss."""
         # ``_call`` inlined: the extra frame and tuple cost a tenth of a memory hit.
-        if self._context.active:
+        if self._context.active or self._local is not None:
             k = self._space.encoder().encode(key)
-            scope = self._context.scope()
+            raws = self._read([k])
+            raw = None if raws is None else raws[0]
         else:
             k = self._keys.encode(key)
-            scope = None
-        if scope is not None and k in scope:
-            raw = scope[k]
-        else:
             breaker = self._breaker
             if breaker.open_until and self._blocked():
                 raw = None
@@ -161,8 +188,6 @@ class Cache(CacheBase):
                 else:
                     if breaker.failures or breaker.open_until:
                         self._succeeded()
-                    if scope is not None:
-                        scope[k] = raw
         if raw is not None:
             try:
                 value, meta = self._codec.decode(k, raw)
@@ -302,7 +327,7 @@ class Cache(CacheBase):
         self._stats.sets += 1
         stored = self._call(False, self._backend.set, k, payload, lifetime, nx=nx)
         if stored:
-            self._remember({k: payload})
+            self._remember({k: payload}, lifetime)
         else:
             self._forget((k,))
         return stored
@@ -354,7 +379,7 @@ class Cache(CacheBase):
         payload = b"%d" % version
         created = self._call(None, self._backend.set, key, payload, ttl, nx=True)
         if created:
-            self._remember({key: payload})
+            self._remember({key: payload}, ttl)
             return version
         if created is None:
             return None
@@ -373,7 +398,7 @@ class Cache(CacheBase):
         except BackendError as exc:
             self._must_raise(exc)
         self._succeeded()
-        self._remember(fresh)
+        self._remember(fresh, None)
 
     def add(self, key: KeyLike, value: Any, ttl: float | None = None) -> bool:
         """Store ``value`` only if ``key`` is absent; return True if stored."""
@@ -398,7 +423,7 @@ class Cache(CacheBase):
         if self._call(failed, self._backend.set_many, payloads, lifetime) is failed:
             self._forget(payloads)
         else:
-            self._remember(payloads)
+            self._remember(payloads, lifetime)
 
     def delete(self, key: KeyLike) -> bool:
         """Delete ``key``; return True if it existed."""
@@ -525,10 +550,10 @@ class Cache(CacheBase):
         Inside ``tenant()`` (or with a tenant resolver), only that tenant's entries.
         """
         pattern = self._clear_pattern()
-        scope = self._scope()
-        if scope is not None:
-            scope.clear()
-        return self._call(0, self._backend.delete_matching, pattern)
+        try:
+            return self._call(0, self._backend.delete_matching, pattern)
+        finally:
+            self._forget_all()
 
     # -- hashes -------------------------------------------------------------------
 

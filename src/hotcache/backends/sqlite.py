@@ -32,6 +32,11 @@ PLAIN, HASH = 0, 1
 _PURGE_EVERY = 64
 _PURGE_BATCH = 256
 _DELETE_BATCH = 1000
+# The change log keeps this many changes; a reader further behind starts over.
+CHANGES_KEPT = 50_000
+# A reader this many changes behind is told to start over rather than be sent them.
+CHANGES_SENT = 10_000
+_NEWEST_CHANGE = "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'hc_changes'), 0)"
 _LEN = struct.Struct("!I")
 
 _SCHEMA = """
@@ -58,6 +63,16 @@ CREATE TRIGGER IF NOT EXISTS hc_entries_delete AFTER DELETE ON hc_entries BEGIN
 END;
 CREATE TRIGGER IF NOT EXISTS hc_entries_update AFTER UPDATE OF size ON hc_entries BEGIN
     UPDATE hc_meta SET value = value + NEW.size - OLD.size WHERE name = 'bytes';
+END;
+CREATE TABLE IF NOT EXISTS hc_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL);
+CREATE TRIGGER IF NOT EXISTS hc_changes_insert AFTER INSERT ON hc_entries BEGIN
+    INSERT INTO hc_changes (key) VALUES (NEW.key);
+END;
+CREATE TRIGGER IF NOT EXISTS hc_changes_update AFTER UPDATE ON hc_entries BEGIN
+    INSERT INTO hc_changes (key) VALUES (NEW.key);
+END;
+CREATE TRIGGER IF NOT EXISTS hc_changes_delete AFTER DELETE ON hc_entries BEGIN
+    INSERT INTO hc_changes (key) VALUES (OLD.key);
 END;
 """
 
@@ -162,6 +177,10 @@ class SQLiteBackend:
                 self._writes += 1
                 if self._writes % _PURGE_EVERY == 0:
                     self._purge_expired(conn, _PURGE_BATCH)
+                    conn.execute(
+                        f"DELETE FROM hc_changes WHERE seq <= ({_NEWEST_CHANGE}) - ?",
+                        (CHANGES_KEPT,),
+                    )
                 self._enforce_bounds(conn)
                 conn.execute("COMMIT")
             except BaseException:
@@ -207,6 +226,39 @@ class SQLiteBackend:
         with map_exceptions():
             row = self._conn().execute("SELECT value FROM hc_meta WHERE name = 'evictions'")
             return int(row.fetchone()[0])
+
+    # -- the change log (what keeps other processes' in-process tiers coherent) ------
+
+    def data_version(self) -> int:
+        """Return this thread's connection's ``PRAGMA data_version``: it changes when
+        another connection (any process) commits to the file."""
+        with map_exceptions():
+            return int(self._conn().execute("PRAGMA data_version").fetchone()[0])
+
+    def changes_since(self, seq: int | None) -> tuple[int, list[str] | None]:
+        """Return the newest change's number and the keys changed after ``seq``.
+
+        Every insert, update and delete of an entry (writes, deletes, touches,
+        evictions, purges) is logged by a trigger in its own transaction. The
+        keys are ``None`` when they cannot be given: ``seq`` is ``None`` (the
+        reader starts now), the log was pruned past ``seq``, or too much changed.
+        """
+        with map_exceptions():
+            conn = self._conn()
+            conn.execute("BEGIN")
+            try:
+                newest = int(conn.execute(_NEWEST_CHANGE).fetchone()[0])
+                if seq is None or newest <= seq:
+                    return newest, None if seq is None else []
+                rows = conn.execute(
+                    "SELECT seq, key FROM hc_changes WHERE seq > ? ORDER BY seq LIMIT ?",
+                    (seq, CHANGES_SENT + 1),
+                ).fetchall()
+            finally:
+                conn.execute("COMMIT")
+        if not rows or rows[0][0] != seq + 1 or len(rows) > CHANGES_SENT:
+            return newest, None
+        return newest, list(dict.fromkeys(key for _, key in rows))
 
     # -- plain values ---------------------------------------------------------------
 

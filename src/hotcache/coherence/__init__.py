@@ -1,0 +1,1 @@
+"""The feeds that keep each process's in-process tier coherent with the shared one."""
