@@ -36,6 +36,14 @@ class TestRedis(CacheConformance):
         return redis_url
 
 
+class TestRedisWithLocalTier(CacheConformance):
+    """The same server, read through an in-process tier kept coherent by tracking."""
+
+    @pytest.fixture
+    def cache_url(self, redis_url: str) -> str:
+        return redis_url + "?local=true"
+
+
 class TestNull(CacheConformance):
     stores = False
 

@@ -1,4 +1,4 @@
-"""The in-process tier in front of SQLite, with several real processes on one file.
+"""The in-process tier in front of SQLite and Redis, with several real processes.
 
 Each worker reads and writes a small key set through ``Cache(url, local=True)``
 and records every operation with its start and end on the machine-wide
@@ -9,6 +9,7 @@ write which had finished before the read began had already replaced.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -23,30 +24,52 @@ KEYS = ["k0", "k1", "k2", "k3"]
 Op = tuple[str, str, str | None, float, float]  # kind, key, value, start, end
 
 
-def history_worker(wid: int, url: str, barrier: Any, seed: int) -> list[Op]:
+def history_worker(
+    wid: int,
+    url: str,
+    barrier: Any,
+    seed: int,
+    ops_count: int = OPS,
+    pace: float = 0.0,
+    keys: int = len(KEYS),
+    writes: float = 0.25,
+) -> list[Op]:
+    """Random reads and writes; an operation the backend failed is not recorded
+    (a write that failed open may or may not have happened; a read that failed
+    open returned no value at all)."""
     rng = random.Random(seed + wid)
+    names = [f"k{i}" for i in range(keys)]
     ops: list[Op] = []
     with Cache(url, local=True) as cache:
         barrier.wait()
-        for i in range(OPS):
-            key = rng.choice(KEYS)
+        for i in range(ops_count):
+            key = rng.choice(names)
+            errors = cache.stats()["errors"]
             start = time.monotonic()
-            if rng.random() < 0.25:
+            if rng.random() < writes:
                 value = f"w{wid}-{i}"
-                cache.set(key, value)
-                ops.append(("w", key, value, start, time.monotonic()))
+                done = cache.set(key, value)
+                op: Op = ("w", key, value, start, time.monotonic())
             elif rng.random() < 0.1:
                 cache.delete(key)
-                ops.append(("w", key, None, start, time.monotonic()))
+                op = ("w", key, None, start, time.monotonic())
+                done = True
             else:
-                got = cache.get(key)
-                ops.append(("r", key, got, start, time.monotonic()))
-        assert cache._local is not None and cache._local.serving
+                op = ("r", key, cache.get(key), start, time.monotonic())
+                done = True
+            if done and cache.stats()["errors"] == errors:
+                ops.append(op)
+            elif op[0] == "w":
+                ops.append(("u", key, op[2], start, float("inf")))  # may have happened
+            if pace:
+                time.sleep(pace)
+        assert cache._local is not None
     return ops
 
 
-def stale_reads(ops: list[Op]) -> list[tuple[Op, Op]]:
-    """Return (read, newer write) pairs where the read saw a replaced value.
+def stale_reads(ops: list[Op], bound: float = 0.0) -> list[tuple[Op, Op]]:
+    """Return (read, newer write) pairs where the read saw a value replaced more
+    than ``bound`` seconds before it began (the propagation a feed may take).
 
     The writes a read's value may come from are the set of that value (values
     are unique), or for an absent key every delete and the empty start. The
@@ -58,11 +81,12 @@ def stale_reads(ops: list[Op]) -> list[tuple[Op, Op]]:
     for read in (op for op in ops if op[0] == "r"):
         _, key, value, began, _ = read
         of_key = [op for op in ops if op[0] == "w" and op[1] == key]
-        sources = [op for op in of_key if op[2] == value]
+        # A write that failed open ("u") may have happened: its value is a source.
+        sources = [op for op in ops if op[0] in "wu" and op[1] == key and op[2] == value]
         if value is None:
             sources.append(start_state)
         for later in of_key:
-            if later[4] < began and all(later[3] > source[4] for source in sources):
+            if later[4] + bound < began and all(later[3] > source[4] for source in sources):
                 found.append((read, later))
                 break
     return found
@@ -111,3 +135,46 @@ def test_a_change_by_another_process_drops_the_local_copy(tmp_path: Path) -> Non
         assert cache.get("k") == "theirs"
         run_workers(writer, 1, url, "other", "x")
         assert cache.get("k") == "theirs" and cache.get("other") == "x"
+
+
+# Redis pushes invalidations asynchronously: a read may miss a change made a
+# moment before it (docs/coherence.md measures how long). A lost invalidation
+# would leave a value stale for the rest of the run, which lasts several bounds.
+REDIS_BOUND = 0.1
+
+
+def test_redis_no_process_reads_a_value_another_replaced(redis_url: str) -> None:
+    results = run_workers(history_worker, PROCS, redis_url, SPAWN.Barrier(PROCS), 7, 400, 0.002)
+    ops = [op for wid in sorted(results) for op in results[wid]]
+    assert max(op[4] for op in ops) - min(op[3] for op in ops) > 5 * REDIS_BOUND
+    stale = stale_reads(ops, REDIS_BOUND)
+    assert not stale, f"{len(stale)} stale reads, e.g. {stale[:3]}"
+
+
+def test_redis_killed_and_restarted_mid_run_serves_nothing_stale(own_redis: Any) -> None:
+    """The server dies (and comes back empty) while the workers run: their local
+    tiers are bypassed while the feed is down and start empty when it is back.
+    Many keys, few writes: a key keeps a stale local copy long enough to be seen."""
+    barrier = SPAWN.Barrier(PROCS + 1)
+    outcome: dict[str, Any] = {}
+
+    def workers() -> None:
+        outcome["results"] = run_workers(
+            history_worker, PROCS, own_redis.url, barrier, 11, 1500, 0.001, 64, 0.05, timeout=120
+        )
+
+    runner = threading.Thread(target=workers)
+    runner.start()
+    barrier.wait()
+    time.sleep(0.2)  # let the workers fill their tiers (timing here only shapes the run)
+    began = time.monotonic()
+    own_redis.restart()
+    ended = time.monotonic()
+    runner.join(timeout=120)
+    results = outcome["results"]
+    ops = [op for wid in sorted(results) for op in results[wid]]
+    # The restart deleted every key somewhere within [began, ended].
+    ops += [("w", f"k{i}", None, began, ended) for i in range(64)]
+    assert any(op[0] == "r" and op[3] > ended + 5 * REDIS_BOUND for op in ops), "too short"
+    stale = stale_reads(ops, REDIS_BOUND)
+    assert not stale, f"{len(stale)} stale reads, e.g. {stale[:3]}"

@@ -71,6 +71,8 @@ class Cache(CacheBase):
 
     def close(self) -> None:
         """Release connections and files."""
+        if self._feed is not None:
+            self._feed.close()
         self._backend.close()
         self._close_twin()
 
@@ -105,7 +107,8 @@ class Cache(CacheBase):
         scope = self._scope()
         todo = keys if scope is None else [k for k in keys if k not in scope]
         if todo:
-            if self._local is not None and self._feed is not None and self._feed.sync():
+            feed = self._feed
+            if feed is not None and feed.sync() and all(map(feed.covers, todo)):
                 raws = self._read_through_local(todo)
             else:
                 raws = self._guarded(self._backend.get_many, todo)

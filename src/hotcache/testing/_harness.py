@@ -84,6 +84,27 @@ class Face:
             self.cache.__exit__(exc_type, exc, tb)
 
 
+class _Settled:
+    """A backend whose every call is followed by ``settle()``."""
+
+    def __init__(self, backend: Any, settle: Callable[[], None]) -> None:
+        self._backend = backend
+        self._settle = settle
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._backend, name)
+        if not callable(attr):
+            return attr
+        settle = self._settle
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = attr(*args, **kwargs)
+            settle()
+            return result
+
+        return call
+
+
 class Session:
     """The caches one thread opened, and the event loop the async ones run on."""
 
@@ -104,6 +125,13 @@ class Session:
         opened = Face(cache, self.loop)
         self._opened.append(opened)
         return opened
+
+    def settle(self) -> None:
+        """Wait until each opened cache's in-process tier has seen every change so far."""
+        for opened in self._opened:
+            feed = getattr(opened.cache, "_feed", None)
+            if feed is not None:
+                feed.barrier()
 
     def close(self) -> None:
         """Close every cache of the session (again: close must be idempotent), then the loop."""
@@ -159,8 +187,17 @@ class Harness:
 
     @property
     def raw(self) -> SyncBackend:
-        """The bytes-level backend of a sync cache over the same store, to plant payloads."""
-        return self.sync_cache._backend
+        """The bytes-level backend of a sync cache over the same store, to plant payloads.
+
+        Each call returns once the caches under test have seen its change: an
+        in-process tier in front of Redis learns of other clients' writes
+        asynchronously, within the propagation delay.
+        """
+        return _Settled(self.sync_cache._backend, self.settle)
+
+    def settle(self) -> None:
+        """Wait until every cache of the session has seen every change made so far."""
+        self.session.settle()
 
     def producer(self, fn: Callable[[], Any]) -> Callable[[], Any]:
         """Return ``fn`` as the face's natural producer: ``async def`` for ``AsyncCache``."""

@@ -1,0 +1,140 @@
+"""Just enough RESP3 for one long-lived connection that receives invalidations.
+
+Redis pushes tracking invalidations on the tracked connection itself when it
+speaks RESP3 (a listener on the ``__redis__:invalidate`` channel of a RESP3
+client hears nothing). redis-py keeps such pushes inside its own parsers, so
+the feed speaks the protocol itself: ``HELLO 3``, ``CLIENT TRACKING``, ``PING``,
+and reading replies and pushes.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+from typing import Any
+
+__all__ = ["Push", "RespConnection", "RespError"]
+
+
+class RespError(Exception):
+    """An error reply, or bytes that are not RESP3."""
+
+
+class Push(list[Any]):
+    """An out-of-band message (``>``): ``[b"invalidate", [keys] or None]``."""
+
+
+class RespConnection:
+    """A blocking RESP3 connection over TCP or a unix socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._buf = bytearray()
+
+    @classmethod
+    def open(
+        cls, *, host: str | None, port: int | None, path: str | None, timeout: float
+    ) -> RespConnection:
+        if path is not None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            try:
+                sock.connect(path)
+            except BaseException:
+                sock.close()
+                raise
+        else:
+            sock = socket.create_connection((host or "localhost", port or 6379), timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return cls(sock)
+
+    def settimeout(self, timeout: float | None) -> None:
+        self._sock.settimeout(timeout)
+
+    def send(self, *args: str | bytes) -> None:
+        out = bytearray(b"*%d\r\n" % len(args))
+        for arg in args:
+            raw = arg.encode("utf-8") if isinstance(arg, str) else arg
+            out += b"$%d\r\n%s\r\n" % (len(raw), raw)
+        self._sock.sendall(out)
+
+    def call(self, *args: str | bytes) -> Any:
+        """Send a command and return its reply (only for the handshake: a push that
+        comes first is dropped, and the tier starts empty after it anyway)."""
+        self.send(*args)
+        while isinstance(reply := self.read(), Push):
+            pass
+        if isinstance(reply, RespError):
+            raise reply
+        return reply
+
+    def readable(self, timeout: float) -> bool:
+        """Return True once a frame can be read (or is buffered) within ``timeout``."""
+        if self._buf:
+            return True
+        ready, _, _ = select.select([self._sock], [], [], timeout)
+        return bool(ready)
+
+    def read(self) -> Any:
+        """Return the next reply or push (blocking up to the socket's timeout)."""
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind in (b"+", b"("):
+            return rest.decode() if kind == b"+" else int(rest)
+        if kind == b"-" or kind == b"!":
+            return RespError((self._exact(int(rest)) if kind == b"!" else rest).decode())
+        if kind == b":":
+            return int(rest)
+        if kind in (b"$", b"="):
+            size = int(rest)
+            return None if size < 0 else self._exact(size)
+        if kind == b"_":
+            return None
+        if kind == b"#":
+            return rest == b"t"
+        if kind == b",":
+            return float(rest)
+        if kind in (b"*", b"~", b">"):
+            size = int(rest)
+            if size < 0:
+                return None
+            items = [self.read() for _ in range(size)]
+            return Push(items) if kind == b">" else items
+        if kind == b"%":
+            return {self.read(): self.read() for _ in range(int(rest))}
+        if kind == b"|":  # attributes: skip them, return what they annotate
+            for _ in range(2 * int(rest)):
+                self.read()
+            return self.read()
+        raise RespError(f"not RESP3: {bytes(line[:20])!r}")
+
+    def _line(self) -> bytes:
+        while (end := self._buf.find(b"\r\n")) < 0:
+            self._fill()
+        line = bytes(self._buf[:end])
+        del self._buf[: end + 2]
+        return line
+
+    def _exact(self, size: int) -> bytes:
+        while len(self._buf) < size + 2:
+            self._fill()
+        data = bytes(self._buf[:size])
+        del self._buf[: size + 2]
+        return data
+
+    def _fill(self) -> None:
+        chunk = self._sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        self._buf += chunk
+
+    def close(self) -> None:
+        """Close the socket, waking a thread blocked reading it."""
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            self._sock.close()
+        except OSError:
+            pass
