@@ -173,10 +173,17 @@ class Cache(CacheBase):
     def get(self, key: KeyLike, default: D | None = None) -> Any | D | None:
         """Return the value stored under ``key``, or ``default`` on a miss."""
         # ``_call`` inlined: the extra frame and tuple cost a tenth of a memory hit.
-        if self._context.active or self._local is not None:
+        if self._context.active:
             k = self._space.encoder().encode(key)
             raws = self._read([k])
             raw = None if raws is None else raws[0]
+        elif self._local is not None:
+            # The cache's own namespace: always covered by its feed.
+            k = self._keys.encode(key)
+            raw = self._local.get(k) if self._feed.sync() else None
+            if raw is None:
+                raws = self._read([k])
+                raw = None if raws is None else raws[0]
         else:
             k = self._keys.encode(key)
             breaker = self._breaker
