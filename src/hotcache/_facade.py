@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar, overload
@@ -15,7 +14,7 @@ from ._context import Context, KeySpace, Scope, TenantResolver
 from ._core.breaker import Breaker
 from ._core.envelope import Codec, DecodeError
 from ._core.freshness import DEFAULT_JITTER, apply_jitter
-from ._core.keys import KeyLike, header, namespace_pattern, tag_key, tenant_pattern
+from ._core.keys import KeyLike, namespace_pattern, tag_key, tenant_pattern
 from ._core.local import DEFAULT_MAX_AGE, LocalTier
 from ._core.serializers import Serializer
 from ._core.stats import Counters
@@ -30,7 +29,6 @@ __all__ = [
     "CacheBase",
     "Settings",
     "in_process_reader",
-    "local_tier",
     "resolve_settings",
 ]
 
@@ -125,45 +123,6 @@ def resolve_settings(url: str | None, overrides: Mapping[str, Any]) -> Settings:
 
 
 UNKNOWN: Any = object()  # a lifetime kept from before the write (incr)
-
-
-def local_tier(settings: Settings, backend: Any) -> tuple[LocalTier[bytes] | None, Any]:
-    """Return the in-process tier in front of ``backend`` and the feed keeping it
-    coherent, or ``(None, None)``: not asked for, or no feed for this backend."""
-    if not settings.local:
-        return None, None
-    from .backends.sqlite import SQLiteBackend
-
-    tier: LocalTier[bytes] = LocalTier(
-        max_entries=settings.local_max_entries,
-        max_bytes=settings.local_max_bytes,
-        max_age=settings.local_max_age,
-        lock=threading.RLock(),
-    )
-    inner = getattr(backend, "sync", backend)
-    if isinstance(inner, SQLiteBackend):
-        from .coherence.sqlite import SQLiteFeed
-
-        return tier, SQLiteFeed(inner, tier)
-    from ._async.redis import AsyncRedisBackend
-    from ._sync.redis import SyncRedisBackend
-
-    if isinstance(backend, (AsyncRedisBackend, SyncRedisBackend)) and settings.url.scheme in {
-        "redis",
-        "unix",
-    }:
-        from .coherence.redis import RedisTrackingFeed
-
-        prefix = header(settings.namespace)  # every key of the namespace starts so
-        options = settings.backend_options
-        return tier, RedisTrackingFeed(
-            settings.url,
-            options,
-            [prefix],
-            tier,
-            connect_timeout=options.get("connect_timeout", 0.25),
-        )
-    return None, None
 
 
 def in_process_reader(backend: Any) -> Callable[[Sequence[str]], list[bytes | None]] | None:

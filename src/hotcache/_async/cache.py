@@ -14,8 +14,9 @@ from .._core.freshness import resolve_ttl
 from .._core.keys import KeyLike, key_text, tag_key
 from .._core.missing import MISSING, Missing
 from .._errors import BackendError, BackendUnavailable
-from .._facade import CacheBase, in_process_reader, local_tier, resolve_settings
+from .._facade import CacheBase, in_process_reader, resolve_settings
 from ..backends.factory import make_async_backend
+from ..coherence import attach, detach
 from .backend import AsyncBackend
 
 __all__ = ["AsyncCache"]
@@ -52,7 +53,7 @@ class AsyncCache(CacheBase):
         self._custom = backend is not None
         self._backend = backend or make_async_backend(self.settings)
         self._in_process = in_process_reader(self._backend)
-        self._local, self._feed = local_tier(self.settings, self._backend)
+        self._local, self._feed = attach(self.settings, self._backend)
 
     def _backend_evictions(self) -> int:
         return self._backend.evictions
@@ -70,8 +71,9 @@ class AsyncCache(CacheBase):
 
     async def close(self) -> None:
         """Release connections and files."""
-        if self._feed is not None:
-            self._feed.close()
+        local, self._local, self._feed = self._local, None, None
+        if local is not None:
+            detach(local)
         await self._backend.close()
         self._close_twin()
 

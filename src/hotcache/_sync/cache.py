@@ -15,8 +15,9 @@ from .._core.freshness import resolve_ttl
 from .._core.keys import KeyLike, key_text, tag_key
 from .._core.missing import MISSING, Missing
 from .._errors import BackendError, BackendUnavailable
-from .._facade import CacheBase, in_process_reader, local_tier, resolve_settings
+from .._facade import CacheBase, in_process_reader, resolve_settings
 from ..backends.factory import make_sync_backend
+from ..coherence import attach, detach
 from .backend import SyncBackend
 
 __all__ = ["Cache"]
@@ -53,7 +54,7 @@ class Cache(CacheBase):
         self._custom = backend is not None
         self._backend = backend or make_sync_backend(self.settings)
         self._in_process = in_process_reader(self._backend)
-        self._local, self._feed = local_tier(self.settings, self._backend)
+        self._local, self._feed = attach(self.settings, self._backend)
 
     def _backend_evictions(self) -> int:
         return self._backend.evictions
@@ -71,8 +72,9 @@ class Cache(CacheBase):
 
     def close(self) -> None:
         """Release connections and files."""
-        if self._feed is not None:
-            self._feed.close()
+        local, self._local, self._feed = self._local, None, None
+        if local is not None:
+            detach(local)
         self._backend.close()
         self._close_twin()
 

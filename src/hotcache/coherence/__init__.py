@@ -1,1 +1,116 @@
-"""The feeds that keep each process's in-process tier coherent with the shared one."""
+"""The feeds that keep each process's in-process tier coherent with the shared one.
+
+A process keeps one tier and one feed per shared store and namespace, whatever
+the number of caches it opens on them: a write through one cache is then read
+back at once through every other, and one connection (one thread) carries the
+invalidations. The last cache to close stops the feed.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .._core.keys import header
+from .._core.local import LocalTier
+
+if TYPE_CHECKING:
+    from .._facade import Settings
+
+__all__ = ["Feed", "attach", "detach"]
+
+
+class Feed(Protocol):
+    """What keeps a tier coherent: ``sync`` before it serves, ``close`` at the end."""
+
+    def sync(self) -> bool:
+        """Bring the tier up to date if needed; return True if it may serve."""
+        ...
+
+    def covers(self, key: str) -> bool:
+        """Return True if changes of ``key`` reach this feed."""
+        ...
+
+    def barrier(self, timeout: float = 1.0) -> None:
+        """Return once every change made before the call has reached the tier."""
+        ...
+
+    def close(self) -> None: ...
+
+
+_shared: dict[tuple[Any, ...], list[Any]] = {}  # place -> [tier, feed, users]
+_lock = threading.Lock()
+
+
+def _place(settings: Settings, backend: Any) -> tuple[Any, ...] | None:
+    """Return what identifies the shared store and namespace, or None: no feed for it."""
+    from .._async.redis import AsyncRedisBackend
+    from .._sync.redis import SyncRedisBackend
+    from ..backends.sqlite import SQLiteBackend
+
+    url, namespace = settings.url, settings.namespace
+    inner = getattr(backend, "sync", backend)
+    if isinstance(inner, SQLiteBackend):
+        return ("sqlite", inner.path, namespace)
+    if isinstance(backend, (AsyncRedisBackend, SyncRedisBackend)) and url.scheme in {
+        "redis",
+        "unix",
+    }:
+        where = url.path if url.scheme == "unix" else (url.host, url.port)
+        return ("redis", where, url.username, namespace)
+    return None
+
+
+def attach(settings: Settings, backend: Any) -> tuple[LocalTier[bytes] | None, Feed | None]:
+    """Return this process's tier and feed for the cache's store and namespace
+    (made on first use; ``(None, None)`` when there is no feed for the backend)."""
+    if not settings.local:
+        return None, None
+    place = _place(settings, backend)
+    if place is None:
+        return None, None
+    with _lock:
+        shared = _shared.get(place)
+        if shared is None:
+            tier: LocalTier[bytes] = LocalTier(
+                max_entries=settings.local_max_entries,
+                max_bytes=settings.local_max_bytes,
+                max_age=settings.local_max_age,
+                lock=threading.RLock(),
+            )
+            shared = _shared[place] = [tier, _feed(place, settings, tier), 0]
+        shared[2] += 1
+        return shared[0], shared[1]
+
+
+def detach(tier: LocalTier[bytes]) -> None:
+    """A cache using ``tier`` closed; stop its feed when no cache uses it any more."""
+    with _lock:
+        for place, shared in list(_shared.items()):
+            if shared[0] is tier:
+                shared[2] -= 1
+                if shared[2] <= 0:
+                    del _shared[place]
+                    shared[1].close()
+                return
+
+
+def _feed(place: tuple[Any, ...], settings: Settings, tier: LocalTier[bytes]) -> Feed:
+    options = settings.backend_options
+    if place[0] == "sqlite":
+        from ..backends.sqlite import SQLiteBackend
+        from .sqlite import SQLiteFeed
+
+        # Its own connections: the feed outlives whichever cache opened it first.
+        return SQLiteFeed(
+            SQLiteBackend(place[1], busy_timeout=options.get("busy_timeout", 10.0)), tier
+        )
+    from .redis import RedisTrackingFeed
+
+    return RedisTrackingFeed(
+        settings.url,
+        options,
+        [header(settings.namespace)],  # every key of the namespace starts so
+        tier,
+        connect_timeout=options.get("connect_timeout", 0.25),
+    )

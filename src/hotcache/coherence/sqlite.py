@@ -35,7 +35,9 @@ class SQLiteFeed:
         return True
 
     def close(self) -> None:
-        """Nothing to release: the checks use the backend's own connections."""
+        """Close the feed's own connections to the file."""
+        self._backend.close()
+        self._tier.suspend()
 
     def barrier(self, timeout: float = 1.0) -> None:
         """Nothing to wait for: every read checks the file first."""

@@ -1,0 +1,52 @@
+"""Caches of one process on one store and namespace share one tier and one feed."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from hotcache import AsyncCache, Cache
+
+
+def wait_serving(cache: Cache | AsyncCache) -> None:
+    deadline = time.monotonic() + 5
+    while not (cache._feed is not None and cache._feed.sync()):
+        assert time.monotonic() < deadline, "the feed never came up"
+        time.sleep(0.005)
+
+
+def feed_threads() -> int:
+    return sum(1 for t in threading.enumerate() if t.name == "hotcache-invalidations")
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis"])
+def test_a_write_through_one_cache_is_read_at_once_through_another(
+    store: str, request: pytest.FixtureRequest
+) -> None:
+    base = request.getfixturevalue("sqlite_url" if store == "sqlite" else "redis_url")
+    url = f"{base}{'&' if '?' in base else '?'}local=true"
+    threads = feed_threads()
+    a, b = Cache(url), Cache(url)
+    assert a._local is b._local and a._feed is b._feed
+    wait_serving(b)
+    for i in range(50):
+        assert b.get("k") == (i - 1 if i else None)  # b keeps a copy...
+        a.set("k", i)  # ...which a's write replaces at once, no propagation delay
+    assert b.get("k") == 49
+    other = Cache(url, namespace="other")
+    assert other._local is not a._local  # another namespace, another tier
+    other.close()
+    a.close()
+    assert b._local is not None
+    a2 = Cache(url)
+    a2.set("k", "after")
+    assert b.get("k") == "after"
+    a2.close()
+    b.close()
+    if store == "redis":
+        deadline = time.monotonic() + 5
+        while feed_threads() > threads:  # the last cache stopped the thread
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
