@@ -4,7 +4,9 @@ Usage: ``python bench/run.py [--quick] [--redis-url URL] [--json FILE] [--only T
 
 Without ``--redis-url`` a private redis-server is started on a free loopback port
 (never 6379) and stopped at the end. ``--quick`` is the smoke size the test suite
-runs: it checks that every scenario still works, its numbers mean little.
+runs: it checks that every scenario still works, its numbers mean little. The
+multi-process scenarios of the local tier (``coherence_scenarios.SECTIONS``) print
+their own tables after the main one.
 """
 
 from __future__ import annotations
@@ -29,6 +31,16 @@ import diskcache  # noqa: E402
 import redis  # noqa: E402
 import redis.utils  # noqa: E402
 import scenarios  # noqa: E402
+from coherence_scenarios import (  # noqa: E402
+    COHERENCE_FULL,
+    COHERENCE_QUICK,
+    COHERENCE_SCENARIOS,
+    SECTIONS,
+    STALE_BOUND,
+    Propagation,
+    WorkloadRow,
+    run_sections,
+)
 from decorator_scenarios import DECORATOR_SCENARIOS  # noqa: E402
 from harness import measure  # noqa: E402
 from scenarios import FULL, QUICK, Env, Sizes  # noqa: E402
@@ -36,9 +48,12 @@ from scenarios import FULL, QUICK, Env, Sizes  # noqa: E402
 import hotcache  # noqa: E402
 from redis_server import RedisServer  # noqa: E402
 
-# Every scenario, in the order the table prints them.
-SCENARIOS = {**scenarios.SCENARIOS, **DECORATOR_SCENARIOS}
-if len(SCENARIOS) != len(scenarios.SCENARIOS) + len(DECORATOR_SCENARIOS):
+# Every scenario, in the order the table prints them; then the sections of the
+# multi-process scenarios, printed after it.
+SCENARIOS = {**scenarios.SCENARIOS, **DECORATOR_SCENARIOS, **COHERENCE_SCENARIOS}
+if len({*SCENARIOS, *SECTIONS}) != sum(
+    map(len, [scenarios.SCENARIOS, DECORATOR_SCENARIOS, COHERENCE_SCENARIOS, SECTIONS])
+):
     raise RuntimeError("two scenarios share a name")
 
 
@@ -87,6 +102,9 @@ def run_scenarios(env: Env, only: str | None) -> list[Row]:
     return rows
 
 
+MET = {None: "-", True: "yes", False: "NO"}
+
+
 def render(rows: list[Row]) -> str:
     """Return the rows as a Markdown table."""
     head = ["scenario", "hotcache ns/op", "rival", "rival ns/op", "ratio", "target", "met?"]
@@ -98,12 +116,56 @@ def render(rows: list[Row]) -> str:
             f"{row.rival_ns:,.0f}",
             f"{row.ratio:.2f}x",
             "-" if row.target is None else f"<= {row.target:.2f}x",
-            {None: "-", True: "yes", False: "NO"}[row.met],
+            MET[row.met],
         ]
         for row in rows
     ]
+    return markdown(head, body, numeric={1, 3, 4})
+
+
+def render_propagation(rows: list[Propagation]) -> str:
+    """Return the propagation rows as a Markdown table (microseconds)."""
+    head = ["scenario", "changes", "p50 µs", "p99 µs", "max µs", "target", "met?"]
+    body = [
+        [
+            row.scenario,
+            f"{row.changes:,}",
+            f"{row.p50_us:,.0f}",
+            f"{row.p99_us:,.0f}",
+            f"{row.max_us:,.0f}",
+            "-" if row.target_us is None else f"p99 <= {row.target_us:,.0f} µs",
+            MET[row.met],
+        ]
+        for row in rows
+    ]
+    return markdown(head, body, numeric={1, 2, 3, 4})
+
+
+def render_workload(rows: list[WorkloadRow]) -> str:
+    """Return the workload rows as a Markdown table."""
+    late = f"stale > {STALE_BOUND * 1e3:g} ms"
+    head = ["scenario", "contender", "ns/op", "ops/s", "ratio", "stale reads", late, "longest"]
+    body = [
+        [
+            row.scenario,
+            row.contender,
+            f"{row.ns_per_op:,.0f}",
+            f"{row.ops_per_s:,.0f}",
+            f"{row.ratio:.2f}x",
+            f"{row.stale:,} of {row.reads:,}",
+            f"{row.stale_late:,}",
+            f"{row.longest_ms:,.1f} ms",
+            "-" if row.target is None else f"<= {row.target} late" if row.target else "none late",
+            MET[row.met],
+        ]
+        for row in rows
+    ]
+    return markdown([*head, "target", "met?"], body, numeric={2, 3, 4, 5, 6, 7})
+
+
+def markdown(head: list[str], body: list[list[str]], numeric: set[int]) -> str:
+    """Return one Markdown table, the ``numeric`` columns right-aligned."""
     widths = [max(len(line[i]) for line in [head, *body]) for i in range(len(head))]
-    numeric = {1, 3, 4}
 
     def line(cells: list[str]) -> str:
         padded = [
@@ -147,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="print the scenario names and exit")
     args = parser.parse_args(argv)
     if args.list:
-        print("\n".join(SCENARIOS))
+        print("\n".join([*SCENARIOS, *SECTIONS]))
         return 0
     sizes = QUICK if args.quick else FULL
 
@@ -164,26 +226,67 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hotcache bench ({size}) on {redis_url}", file=sys.stderr)
         env = Env(sizes, redis_url, tmpdir, loop, stack)
         rows = run_scenarios(env, args.only)
+        coherence = COHERENCE_QUICK if args.quick else COHERENCE_FULL
+        propagation, workload = run_sections(coherence, redis_url, tmpdir, args.only)
         header = describe(redis_url, sizes)
 
     print(header)
+    if rows or not (propagation or workload):
+        print()
+        print(render(rows))
+        print()
+        print(
+            "ns/op: median over the batches; ratio: median of the per-round hotcache/rival"
+            " ratios (each round runs every contender back to back)."
+        )
+    if propagation:
+        print()
+        print(render_propagation(propagation))
+        print()
+        print(
+            "propagation: from `set` returning in this process to the start of the first read"
+            " in another process that no longer returned the old value (0 if it already"
+            " did); `monotonic()` clock; the reader polls `get`, with `time.sleep(0)`"
+            " between reads when it releases the GIL."
+        )
+    if workload:
+        print()
+        print(render_workload(workload))
+        print()
+        print(
+            "workload: each process runs the same operations (zipf keys, 95% reads, 5%"
+            " writes of unique versions); ns/op: mean of the processes' elapsed time per"
+            " operation; ratio: to the cache-aside row; stale: a read that returned a version"
+            " another write had replaced before the read began (by more than the bound)."
+        )
     print()
-    print(render(rows))
-    print()
-    print(
-        "ns/op: median over the batches; ratio: median of the per-round hotcache/rival"
-        " ratios (each round runs every contender back to back)."
-    )
-    missed = [r for r in rows if r.met is False]
-    print()
-    met = sum(r.met is True for r in rows)
-    print(f"targets met: {met} of {sum(r.met is not None for r in rows)}")
-    for row in missed:
-        print(f"  missed: {row.scenario} vs {row.rival}: {row.ratio:.2f}x > {row.target:.2f}x")
+    checked: list[Row | Propagation | WorkloadRow] = [*rows, *propagation, *workload]
+    met = sum(r.met is True for r in checked)
+    print(f"targets met: {met} of {sum(r.met is not None for r in checked)}")
+    for row in rows:
+        if row.met is False:
+            print(f"  missed: {row.scenario} vs {row.rival}: {row.ratio:.2f}x > {row.target:.2f}x")
+    for prop in propagation:
+        if prop.met is False:
+            print(
+                f"  missed: {prop.scenario}: p99 {prop.p99_us:,.0f} µs > {prop.target_us:,.0f} µs"
+            )
+    for load in workload:
+        if load.met is False:
+            print(
+                f"  missed: {load.scenario}, {load.contender}: {load.stale_late} stale reads"
+                f" > {STALE_BOUND * 1e3:g} ms after the newer write"
+            )
     if args.json:
         args.json.write_text(
             json.dumps(
-                {"header": header, "rows": [asdict(r) | {"met": r.met} for r in rows]}, indent=2
+                {
+                    "header": header,
+                    "rows": [asdict(r) | {"met": r.met} for r in rows],
+                    "propagation": [asdict(r) | {"met": r.met} for r in propagation],
+                    "workload": [asdict(r) | {"met": r.met} for r in workload],
+                },
+                indent=2,
             )
         )
     return 0

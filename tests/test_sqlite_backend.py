@@ -7,6 +7,8 @@ import os
 import threading
 from pathlib import Path
 
+import pytest
+
 import hotcache
 from hotcache.backends.sqlite import SQLiteBackend
 
@@ -32,8 +34,10 @@ def test_a_thread_s_connection_closes_when_the_thread_ends(tmp_path: Path) -> No
     assert backend._pool.open_count == 0
 
 
-def test_an_oversized_value_is_refused_and_evicts_nothing(tmp_path: Path) -> None:
-    with hotcache.Cache(f"sqlite:///{tmp_path / 'c.db'}", max_bytes=10_000) as cache:
+@pytest.mark.parametrize("local", [False, True], ids=["plain", "local-tier"])
+def test_an_oversized_value_is_refused_and_evicts_nothing(tmp_path: Path, local: bool) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    with hotcache.Cache(url, max_bytes=10_000, local=local) as cache:
         cache.set_many({f"k{i}": "x" * 50 for i in range(50)})
         cache.set("big", "old")
         noise = os.urandom(20_000)  # incompressible

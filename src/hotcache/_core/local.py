@@ -123,7 +123,12 @@ class LocalTier(Generic[V]):
     def _invalidated_since(self, token: int) -> set[str] | frozenset[str]:
         if token == self._seq:
             return frozenset()
-        return {key for seq, key in self._log if seq > token}
+        racing = set()
+        for seq, key in reversed(self._log):  # newest first: only those after token
+            if seq <= token:
+                break
+            racing.add(key)
+        return racing
 
     # -- changes --------------------------------------------------------------------
 

@@ -431,11 +431,10 @@ class Cache(CacheBase):
             self._remember(dict.fromkeys(payloads))
             return
         self._stats.sets += len(payloads)
-        failed = object()
-        if self._call(failed, self._backend.set_many, payloads, lifetime) is failed:
-            self._forget(payloads)
-        else:
-            self._remember(payloads, lifetime)
+        # Forgotten, not remembered: a backend may refuse some items (SQLite's size
+        # bound) without failing the call, so what is stored is read back.
+        self._call(None, self._backend.set_many, payloads, lifetime)
+        self._forget(payloads)
 
     def delete(self, key: KeyLike) -> bool:
         """Delete ``key``; return True if it existed."""
