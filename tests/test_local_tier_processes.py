@@ -24,6 +24,12 @@ KEYS = ["k0", "k1", "k2", "k3"]
 Op = tuple[str, str, str | None, float, float]  # kind, key, value, start, end
 
 
+def failures(cache: Cache) -> int:
+    """Calls that did not reach the backend: failed, or kept from it by the breaker."""
+    stats = cache.stats()
+    return stats["errors"] + stats["short_circuited"]
+
+
 def history_worker(
     wid: int,
     url: str,
@@ -44,7 +50,7 @@ def history_worker(
         barrier.wait()
         for i in range(ops_count):
             key = rng.choice(names)
-            errors = cache.stats()["errors"]
+            errors = failures(cache)
             start = time.monotonic()
             if rng.random() < writes:
                 value = f"w{wid}-{i}"
@@ -57,7 +63,7 @@ def history_worker(
             else:
                 op = ("r", key, cache.get(key), start, time.monotonic())
                 done = True
-            if done and cache.stats()["errors"] == errors:
+            if done and failures(cache) == errors:
                 ops.append(op)
             elif op[0] == "w":
                 ops.append(("u", key, op[2], start, float("inf")))  # may have happened
