@@ -50,3 +50,18 @@ def test_a_write_through_one_cache_is_read_at_once_through_another(
         while feed_threads() > threads:  # the last cache stopped the thread
             assert time.monotonic() < deadline
             time.sleep(0.01)
+
+
+def test_a_cache_dropped_without_close_stops_its_feed(redis_url: str) -> None:
+    import gc
+
+    threads = feed_threads()
+    for i in range(3):
+        cache = Cache(f"{redis_url}?local=true", namespace=f"dropped-{i}")
+        wait_serving(cache)
+        del cache
+    gc.collect()
+    deadline = time.monotonic() + 5
+    while feed_threads() > threads:
+        assert time.monotonic() < deadline, "a dropped cache kept its feed thread"
+        time.sleep(0.01)

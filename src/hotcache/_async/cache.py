@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
@@ -54,6 +55,9 @@ class AsyncCache(CacheBase):
         self._backend = backend or make_async_backend(self.settings)
         self._in_process = in_process_reader(self._backend)
         self._local, self._feed = attach(self.settings, self._backend)
+        # A cache dropped without close() must not keep its feed (a thread and a
+        # connection) alive for good.
+        self._detach = None if self._local is None else weakref.finalize(self, detach, self._local)
 
     def _backend_evictions(self) -> int:
         return self._backend.evictions
@@ -71,9 +75,9 @@ class AsyncCache(CacheBase):
 
     async def close(self) -> None:
         """Release connections and files."""
-        local, self._local, self._feed = self._local, None, None
-        if local is not None:
-            detach(local)
+        self._local = self._feed = None
+        if self._detach is not None:
+            self._detach()  # once: a finalizer runs at most once
         await self._backend.close()
         self._close_twin()
 
