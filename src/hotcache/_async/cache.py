@@ -54,7 +54,10 @@ class AsyncCache(CacheBase):
         self._custom = backend is not None
         self._backend = backend or make_async_backend(self.settings)
         self._in_process = in_process_reader(self._backend)
-        self._local, self._feed = attach(self.settings, self._backend)
+        # A backend given as an object may be anything: no tier without a known feed.
+        self._local, self._feed = (
+            (None, None) if self._custom else attach(self.settings, self._backend)
+        )
         # A cache dropped without close() must not keep its feed (a thread and a
         # connection) alive for good.
         self._detach = None if self._local is None else weakref.finalize(self, detach, self._local)
