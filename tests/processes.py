@@ -95,3 +95,30 @@ def exit_code(pid: int, timeout: float = 30.0) -> int:
 def fork_and_wait(body: Callable[[], object], timeout: float = 30.0) -> int:
     """Run ``body`` in a forked child; return its exit code."""
     return exit_code(in_child(body), timeout)
+
+
+def run_threads(
+    work: Callable[[int], object], n: int, timeout: float, on_failure: Callable[[], object]
+) -> None:
+    """Run ``work(i)`` for ``i`` in ``range(n)``, each in its own thread; re-raise the
+    first failure. A failing thread calls ``on_failure`` (abort the barrier the others
+    wait at), so no thread waits for it until the timeout."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            work(i)
+        except BaseException as exc:
+            errors.append(exc)
+            on_failure()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    assert not any(thread.is_alive() for thread in threads), "a thread did not finish"
+    if errors:
+        raise errors[0]

@@ -17,6 +17,7 @@ from hotcache._facade import resolve_settings
 from hotcache.backends.factory import make_async_backend, make_sync_backend
 from hotcache.middleware import ASGIRequestScope, WSGIRequestScope
 from hotcache.testing import Face, Harness
+from processes import run_threads
 
 LONG = 1000.0
 JOIN = 30.0
@@ -398,34 +399,22 @@ def test_a_killed_server_read_is_retried_in_the_scope(face: str, own_redis: Any)
 def test_scopes_are_isolated_between_threads(url: str) -> None:
     workers = 6
     barrier = threading.Barrier(workers)
-    errors: list[BaseException] = []
     with Cache(url) as other, counting_cache("sync", url) as c:
         assert isinstance(c, Cache)
         other.set("k", "start")
 
         def work(i: int) -> None:
-            try:
-                with c.request_scope():
-                    assert c.get("k") == "start"
-                    barrier.wait(JOIN)
-                    if i == 0:
-                        c.set("k", "from-0")
-                    barrier.wait(JOIN)
-                    assert c.get("k") == ("from-0" if i == 0 else "start")
-                    barrier.wait(JOIN)
-                assert c.get("k") == "from-0"
-            except BaseException as exc:
-                errors.append(exc)
-                barrier.abort()
+            with c.request_scope():
+                assert c.get("k") == "start"
+                barrier.wait(JOIN)
+                if i == 0:
+                    c.set("k", "from-0")
+                barrier.wait(JOIN)
+                assert c.get("k") == ("from-0" if i == 0 else "start")
+                barrier.wait(JOIN)
+            assert c.get("k") == "from-0"
 
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(workers)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(JOIN)
-        assert not any(t.is_alive() for t in threads)
-        if errors:
-            raise errors[0]
+        run_threads(work, workers, JOIN, barrier.abort)
         # One read per thread in the scope, one after it.
         assert reads_of(c).count == 2 * workers
 

@@ -14,6 +14,7 @@ import pytest
 
 from hotcache import MISSING, AsyncCache, Cache
 from hotcache.testing import Face, Harness
+from processes import run_threads
 
 LONG = 1000.0
 JOIN = 30.0
@@ -494,38 +495,26 @@ def test_tenants_are_isolated_between_concurrent_tasks(url: str) -> None:
 def test_tenants_are_isolated_between_threads_sharing_a_cache(url: str) -> None:
     workers = 8
     barrier = threading.Barrier(workers)
-    errors: list[BaseException] = []
     with Cache(url) as c:
 
         def work(i: int) -> None:
-            try:
-                with c.tenant(f"t{i}"):
-                    c.set("k", i)
-                    c.incr("n", i + 1)
-                    barrier.wait(JOIN)
-                    assert c.get("k") == i
-                    assert c.get("n") == i + 1
-                    barrier.wait(JOIN)
-                    if i == 0:
-                        c.clear()
-                    barrier.wait(JOIN)
-                    if i == 0:
-                        assert c.get("k", MISSING) is MISSING
-                    else:
-                        assert c.get_many(["k", "n"]) == {"k": i, "n": i + 1}
-                assert c.get("k", MISSING) is MISSING
-            except BaseException as exc:
-                errors.append(exc)
-                barrier.abort()
+            with c.tenant(f"t{i}"):
+                c.set("k", i)
+                c.incr("n", i + 1)
+                barrier.wait(JOIN)
+                assert c.get("k") == i
+                assert c.get("n") == i + 1
+                barrier.wait(JOIN)
+                if i == 0:
+                    c.clear()
+                barrier.wait(JOIN)
+                if i == 0:
+                    assert c.get("k", MISSING) is MISSING
+                else:
+                    assert c.get_many(["k", "n"]) == {"k": i, "n": i + 1}
+            assert c.get("k", MISSING) is MISSING
 
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(workers)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(JOIN)
-        assert not any(t.is_alive() for t in threads)
-        if errors:
-            raise errors[0]
+        run_threads(work, workers, JOIN, barrier.abort)
 
 
 def test_an_async_function_on_a_sync_cache_runs_in_the_callers_tenant(url: str) -> None:
@@ -596,34 +585,21 @@ def test_one_block_object_shared_by_concurrent_tasks(url: str) -> None:
 def test_one_block_object_shared_by_concurrent_threads(url: str) -> None:
     inside = threading.Barrier(2)
     first_left = threading.Event()
-    errors: list[BaseException] = []
     with Cache(url) as c:
         shared = c.tenant("shared")
 
         def work(i: int) -> None:
-            try:
-                with shared:
-                    inside.wait(JOIN)
-                    c.set(f"k{i}", i)
-                    if i == 1:
-                        assert first_left.wait(JOIN)
-                    assert c.get(f"k{i}") == i
-                if i == 0:
-                    first_left.set()
-                assert c.get(f"k{i}", MISSING) is MISSING
-            except BaseException as exc:
-                errors.append(exc)
-                inside.abort()
+            with shared:
+                inside.wait(JOIN)
+                c.set(f"k{i}", i)
+                if i == 1:
+                    assert first_left.wait(JOIN)
+                assert c.get(f"k{i}") == i
+            if i == 0:
                 first_left.set()
+            assert c.get(f"k{i}", MISSING) is MISSING
 
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(JOIN)
-        assert not any(t.is_alive() for t in threads)
-        if errors:
-            raise errors[0]
+        run_threads(work, 2, JOIN, lambda: (inside.abort(), first_left.set()))
         with c.tenant("shared"):
             assert c.get_many(["k0", "k1"]) == {"k0": 0, "k1": 1}
 
