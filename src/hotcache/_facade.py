@@ -132,9 +132,9 @@ def in_process_reader(backend: Any) -> Callable[[Sequence[str]], list[bytes | No
     microseconds and cannot be unreachable (as the L1 store will be called).
     """
     from .backends.memory import MemoryBackend
-    from .backends.offload import AsyncOffload
+    from .backends.offload import unwrap
 
-    inner = backend.sync if isinstance(backend, AsyncOffload) else backend
+    inner = unwrap(backend)
     return inner.get_many if type(inner) is MemoryBackend else None
 
 

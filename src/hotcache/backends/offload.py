@@ -9,7 +9,7 @@ from typing import Any, Protocol, TypeVar
 
 from .._sync.backend import SyncBackend
 
-__all__ = ["AsyncOffload"]
+__all__ = ["AsyncOffload", "unwrap"]
 
 T = TypeVar("T")
 
@@ -93,3 +93,8 @@ class AsyncOffload:
 
     async def close(self) -> None:
         await self._run(self.sync.close)
+
+
+def unwrap(backend: Any) -> Any:
+    """Return the sync backend an ``AsyncOffload`` runs, or ``backend`` itself."""
+    return backend.sync if isinstance(backend, AsyncOffload) else backend

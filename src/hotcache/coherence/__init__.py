@@ -46,11 +46,11 @@ def _place(settings: Settings, backend: Any) -> tuple[Any, ...] | None:
     """Return what identifies the shared store and namespace, or None: no feed for it."""
     from .._async.redis import AsyncRedisBackend
     from .._sync.redis import SyncRedisBackend
-    from ..backends.offload import AsyncOffload
+    from ..backends.offload import unwrap
     from ..backends.sqlite import SQLiteBackend
 
     url, namespace = settings.url, settings.namespace
-    inner = backend.sync if isinstance(backend, AsyncOffload) else backend
+    inner = unwrap(backend)
     if isinstance(inner, SQLiteBackend):
         return ("sqlite", inner.path, namespace)
     if isinstance(backend, (AsyncRedisBackend, SyncRedisBackend)) and url.scheme in {
