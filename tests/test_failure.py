@@ -34,6 +34,7 @@ CALLS = 200
 
 
 def sync_cache(server: RedisServer, **options: Any) -> Cache:
+    options.setdefault("local", False)  # the local tier's failure contract: test_local_tier_failure
     options.setdefault("timeout", TIMEOUT)
     options.setdefault("connect_timeout", TIMEOUT)
     options.setdefault("breaker_threshold", THRESHOLD)
@@ -42,6 +43,7 @@ def sync_cache(server: RedisServer, **options: Any) -> Cache:
 
 
 def async_cache(server: RedisServer, **options: Any) -> AsyncCache:
+    options.setdefault("local", False)
     options.setdefault("timeout", TIMEOUT)
     options.setdefault("connect_timeout", TIMEOUT)
     options.setdefault("breaker_threshold", THRESHOLD)

@@ -112,7 +112,7 @@ def resolve_settings(url: str | None, overrides: Mapping[str, Any]) -> Settings:
         secret=options.get("secret"),
         on_error=options.get("on_error", "open"),
         jitter=options.get("jitter", DEFAULT_JITTER),
-        local=options.get("local", False),
+        local=options.get("local", True),
         local_max_entries=options.get("local_max_entries", 10_000),
         local_max_bytes=options.get("local_max_bytes", 64 << 20),
         local_max_age=options.get("local_max_age", DEFAULT_MAX_AGE),

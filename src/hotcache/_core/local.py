@@ -66,6 +66,18 @@ class LocalTier(Generic[V]):
     ) -> None:
         if not max_age > 0:
             raise ValueError(f"max_age must be > 0, got {max_age!r}")
+        self._bounds = (max_entries, max_bytes, policy, clock)
+        self.max_age = max_age
+        self._size_of = size_of
+        self.flushes = 0
+        """Times the tier was emptied (suspended, or told to flush)."""
+        self.reset(lock)
+
+    def reset(self, lock: AbstractContextManager[Any] | None = None) -> None:
+        """Start over: empty, suspended, guarded by ``lock``. Only for a process
+        that owns the tier alone: the forked child, whose inherited lock another
+        thread of the parent may have held at the fork."""
+        max_entries, max_bytes, policy, clock = self._bounds
         self._lock: AbstractContextManager[Any] = nullcontext() if lock is None else lock
         self._store: Store[V] = Store(
             max_entries=max_entries,
@@ -74,14 +86,10 @@ class LocalTier(Generic[V]):
             clock=clock,
             lock=self._lock,
         )
-        self.max_age = max_age
-        self._size_of = size_of
         self._seq = 0  # bumped by every invalidation, write and flush
         self._floor = 0  # tokens below this may have missed an invalidation
         self._log: deque[tuple[int, str]] = deque()
         self.serving = False
-        self.flushes = 0
-        """Times the tier was emptied (suspended, or told to flush)."""
 
     # -- reads --------------------------------------------------------------------
 

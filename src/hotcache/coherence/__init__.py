@@ -8,6 +8,7 @@ invalidations. The last cache to close stops the feed.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -22,6 +23,11 @@ __all__ = ["Feed", "attach", "detach"]
 
 class Feed(Protocol):
     """What keeps a tier coherent: ``sync`` before it serves, ``close`` at the end."""
+
+    def after_fork(self) -> None:
+        """In a forked child: drop what belongs to the parent (threads, connections,
+        locks another thread may have held); the next ``sync`` starts over."""
+        ...
 
     def sync(self) -> bool:
         """Bring the tier up to date if needed; return True if it may serve."""
@@ -40,6 +46,19 @@ class Feed(Protocol):
 
 _shared: dict[tuple[Any, ...], list[Any]] = {}  # place -> [tier, feed, users]
 _lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    # The child has none of the parent's threads, and any lock one of them held
+    # at the fork stays held: every tier starts over, empty, until its feed is up.
+    global _lock
+    _lock = threading.Lock()
+    for tier, feed, _ in _shared.values():
+        tier.reset(threading.RLock())
+        feed.after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _place(settings: Settings, backend: Any) -> tuple[Any, ...] | None:

@@ -57,6 +57,7 @@ class RedisTrackingFeed:
         # probe, an Event for a barrier(). Replies come back in the same order.
         self._pings: deque[threading.Event | None] = deque()
         self._send_lock = threading.Lock()
+        self._fork_lock = threading.Lock()
         self.connections = 0
         """Times tracking was (re-)established."""
         self._start()
@@ -72,11 +73,18 @@ class RedisTrackingFeed:
     def sync(self) -> bool:
         """Return True if the tier may serve (the feed keeps it current by itself)."""
         if self._pid != os.getpid():
-            # A forked child has the tier but not the thread: start over, empty.
-            self._tier.suspend()
-            self._conn = None
-            self._start()
+            with self._fork_lock:
+                if self._pid != os.getpid():
+                    self._start()
         return self._tier.serving
+
+    def after_fork(self) -> None:
+        """In a forked child: the thread is not there; the next ``sync`` starts one
+        on a connection of its own (the parent's is left to the parent)."""
+        self._conn = None
+        self._pings = deque()
+        self._send_lock = threading.Lock()
+        self._fork_lock = threading.Lock()
 
     def barrier(self, timeout: float = 1.0) -> None:
         """Return once every change made before this call has reached the tier.

@@ -30,6 +30,13 @@ class SQLiteFeed:
         self._lock = threading.Lock()
         self._seen = threading.local()  # each thread's connection's data_version
 
+    def after_fork(self) -> None:
+        """In a forked child: fresh lock, and no connection's data_version taken as
+        this process's (SQLite closed the connections at the fork)."""
+        self._lock = threading.Lock()
+        self._seen = threading.local()
+        self._applied = None
+
     def covers(self, key: str) -> bool:
         """Every change of the file is logged: every key is covered."""
         return True
