@@ -66,7 +66,7 @@ class Context:
             return check_tenant(self._resolver())
         return self._fixed
 
-    def scope(self) -> dict[str, bytes | None] | None:
+    def scope(self) -> dict[str, Any] | None:
         """Return the open request scope's payloads by backend key, if any."""
         stack = self._scope.get()
         return None if stack is None else stack[0]

@@ -125,6 +125,7 @@ class CallSpec:
         cache_errors: tuple[type[BaseException], ...],
         error_ttl: float,
         skip_first: bool | None = None,
+        local_only: bool = False,
     ) -> None:
         self.fn = fn
         self.keys = KeyMaker(fn, key, skip_first=skip_first)
@@ -142,6 +143,7 @@ class CallSpec:
         self.unless = unless
         self.cache_errors = cache_errors
         self.error_ttl = error_ttl
+        self.local_only = local_only
 
     def tags(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[str, ...]:
         """Return the tags an entry of this call carries (the function's tag first)."""
@@ -275,6 +277,7 @@ def decorate(
     jitter: float | None,
     cache_errors: Iterable[type[BaseException]],
     error_ttl: float,
+    local_only: bool = False,
 ) -> Any:
     """Wrap ``fn`` for ``cache``; see ``CacheBase.cached``."""
     kind = "function"
@@ -310,6 +313,7 @@ def decorate(
         cache_errors=errors,
         error_ttl=error_ttl,
         skip_first=kind in {"method", "classmethod"},
+        local_only=local_only,
     )
     if inspect.iscoroutinefunction(fn):
         from ._async.cached import AsyncRunner

@@ -6,18 +6,20 @@ from __future__ import annotations
 import logging
 import os
 import random
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar, overload
 
 from ._context import Context, KeySpace, Scope, TenantResolver
 from ._core.breaker import Breaker
-from ._core.envelope import Codec, DecodeError
+from ._core.envelope import Codec, DecodeError, Kept, Meta
 from ._core.freshness import DEFAULT_JITTER, apply_jitter
 from ._core.keys import KeyLike, namespace_pattern, tag_key, tenant_pattern
 from ._core.local import DEFAULT_MAX_AGE, LocalTier
 from ._core.serializers import Serializer
 from ._core.stats import Counters
+from ._core.tags import LOCAL_ONLY_CARRIED
 from ._errors import BackendError, BackendTimeout, BackendUnavailable
 from ._url import ParsedURL, parse_option, parse_url
 
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "UNKNOWN",
     "CacheBase",
+    "Payload",
     "Settings",
     "in_process_reader",
     "resolve_settings",
@@ -36,6 +39,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 log = logging.getLogger("hotcache")
+
+Payload = bytes | Kept  # what a read hands the codec: stored bytes, or a local object
+_LOCAL_ONLY = Meta(tags=LOCAL_ONLY_CARRIED)
 
 DEFAULT_NAMESPACE = "hc"
 _FACADE_OPTIONS = frozenset(
@@ -50,6 +56,7 @@ _FACADE_OPTIONS = frozenset(
         "on_error",
         "jitter",
         "local",
+        "serialize_local",
         "local_max_entries",
         "local_max_bytes",
         "local_max_age",
@@ -74,6 +81,7 @@ class Settings:
     on_error: str
     jitter: float
     local: bool
+    serialize_local: bool
     local_max_entries: int
     local_max_bytes: int
     local_max_age: float
@@ -113,6 +121,7 @@ def resolve_settings(url: str | None, overrides: Mapping[str, Any]) -> Settings:
         on_error=options.get("on_error", "open"),
         jitter=options.get("jitter", DEFAULT_JITTER),
         local=options.get("local", True),
+        serialize_local=options.get("serialize_local", True),
         local_max_entries=options.get("local_max_entries", 10_000),
         local_max_bytes=options.get("local_max_bytes", 64 << 20),
         local_max_age=options.get("local_max_age", DEFAULT_MAX_AGE),
@@ -146,7 +155,7 @@ class CacheBase:
         self.namespace = settings.namespace
         self._context = Context(tenant)
         # The in-process tier and its coherence feed: set by the face (local=True).
-        self._local: LocalTier[bytes] | None = None
+        self._local: LocalTier[Payload] | None = None
         self._feed: Any = None
         self._space = KeySpace(settings.namespace, settings.version, self._context)
         self._keys = self._space.plain  # the encoder while no tenant is in play
@@ -156,6 +165,7 @@ class CacheBase:
             compress_threshold=settings.compress_threshold,
             secret=settings.secret,
         )
+        self._objects = not settings.serialize_local  # the local tier keeps objects
         self._default_ttl = settings.default_ttl
         self._raise = settings.on_error == "raise"
         self._breaker = Breaker(settings.breaker_threshold, settings.breaker_window)
@@ -229,6 +239,7 @@ class CacheBase:
         jitter: float | None = None,
         cache_errors: Iterable[type[BaseException]] = (),
         error_ttl: float = 5.0,
+        local_only: bool = False,
     ) -> Callable[[Callable[P, R]], Decorated[P, R]]: ...
 
     def cached(
@@ -246,6 +257,7 @@ class CacheBase:
         jitter: float | None = None,
         cache_errors: Iterable[type[BaseException]] = (),
         error_ttl: float = 5.0,
+        local_only: bool = False,
     ) -> Any:
         """Cache a function's results by its arguments (``@cached`` or ``@cached(...)``).
 
@@ -267,6 +279,8 @@ class CacheBase:
                 0.1); 0 keeps lifetimes exact.
             cache_errors: exception classes to cache for ``error_ttl`` seconds
                 (re-raised on each hit); others are never cached.
+            local_only: keep results in each process's local tier alone, never
+                serialized to the shared tier (see ``docs/coherence.md``).
 
         Raises:
             TypeError: ``fn`` is a generator function or not callable; bad options.
@@ -288,6 +302,7 @@ class CacheBase:
                 jitter=jitter,
                 cache_errors=cache_errors,
                 error_ttl=error_ttl,
+                local_only=local_only,
             )
 
         return wrap if fn is None else wrap(fn)
@@ -329,18 +344,45 @@ class CacheBase:
         chosen = self.settings.jitter if jitter is None else jitter
         return apply_jitter(lifetime, chosen, random.random)
 
+    def _held(self, value: Any, meta: Meta | None, payload: bytes | None) -> Payload:
+        """Return what the local tier and the request scope keep of an entry just
+        written: its payload, or with ``serialize_local=False`` the value itself
+        (sized by its payload, or shallowly when it was never encoded)."""
+        if not self._objects:
+            assert payload is not None
+            return payload
+        size = sys.getsizeof(value) if payload is None else len(payload)
+        return Kept(value, meta, size)
+
+    def _marker(self, k: str) -> bytes:
+        """Return what the shared tier holds under ``k`` for a local-only entry."""
+        return self._codec.encode(k, b"", _LOCAL_ONLY)
+
     def _tag_reads(self, k: str, tags: tuple[str, ...]) -> list[str]:
         """Return the keys one lookup reads: each tag's version key, then ``k``."""
         return [*(tag_key(k, tag) for tag in tags), k]
 
-    def _scope(self) -> dict[str, bytes | None] | None:
+    def _scope(self) -> dict[str, Payload | None] | None:
         return self._context.scope() if self._context.active else None
 
+    def _token(self) -> int:
+        """Return the local tier's token, taken before a write is sent (``_remember``)."""
+        return 0 if self._local is None else self._local.token()
+
     def _remember(
-        self, items: Mapping[str, bytes | None], lifetime: float | object | None = UNKNOWN
+        self,
+        items: Mapping[str, Payload | None],
+        lifetime: float | object | None = UNKNOWN,
+        token: int = 0,
+        own: int = 0,
     ) -> None:
         """Record what this call wrote (``None``: deleted), living ``lifetime``
-        (``UNKNOWN``: kept from before), in the request scope and the local tier."""
+        (``UNKNOWN``: kept from before), in the request scope and the local tier.
+
+        ``token`` is ``_token()`` from before the write was sent: the local tier
+        keeps a value only if no change of its key reached it since, other than
+        the ``own`` ones the write itself made (``LocalTier.write``).
+        """
         scope = self._scope()
         if scope is not None:
             scope.update(items)
@@ -350,7 +392,7 @@ class CacheBase:
                 if payload is None or lifetime is UNKNOWN:
                     local.invalidate((k,))
                 else:
-                    local.write(k, payload, lifetime)  # type: ignore[arg-type]
+                    local.write(k, payload, lifetime, token, own)  # type: ignore[arg-type]
 
     def _forget(self, keys: Iterable[str]) -> None:
         """Drop keys whose stored state this call cannot tell (request scope, local tier)."""

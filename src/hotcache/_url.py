@@ -111,6 +111,7 @@ OPTIONS: Mapping[str, Option] = {
     "on_error": Option(_choice("open", "raise"), _ALL),
     "jitter": Option(_fraction, _ALL),
     "local": Option(_bool, _ALL),
+    "serialize_local": Option(_bool, _ALL),
     "local_max_entries": Option(_positive_int, _ALL),
     "local_max_bytes": Option(_size, _ALL),
     "local_max_age": Option(_positive_seconds, _ALL),

@@ -33,9 +33,18 @@ from .._errors import ConfigError, SerializationError
 from .serializers import Serializer, get_serializer
 from .tags import parse_version
 
-__all__ = ["SLOW", "Codec", "DecodeError", "Meta", "add_to_counter", "is_int_payload"]
+__all__ = [
+    "SLOW",
+    "Codec",
+    "DecodeError",
+    "Kept",
+    "Meta",
+    "add_to_counter",
+    "is_int_payload",
+]
 
 MAGIC = 0xC5
+_MAGIC_BYTE = bytes((MAGIC,))
 FORMAT = 1
 SIGNED = 0x01
 HAS_META = 0x02
@@ -115,6 +124,25 @@ class Meta(NamedTuple):
                 compute_time = _F64.unpack_from(data, pos)[0]
             pos += size
         return cls(created, soft_expiry, compute_time, tags)
+
+
+class Kept:
+    """A value the local tier holds decoded (``serialize_local=False``).
+
+    It stands where a payload would (in the local tier, a request scope) and
+    ``Codec.decode`` hands out ``value`` itself: no copy, so callers must not
+    mutate it. ``len()`` is the size it counts for in the tier's byte bound.
+    """
+
+    __slots__ = ("meta", "size", "value")
+
+    def __init__(self, value: Any, meta: Meta | None, size: int) -> None:
+        self.value = value
+        self.meta = meta
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
 
 
 def _decode_tags(blob: bytes) -> tuple[tuple[str, int], ...]:
@@ -272,7 +300,7 @@ class Codec:
         return mac.digest()
 
     def decode_tagged(
-        self, raw: bytes, tags: tuple[str, ...], versions: tuple[bytes | None, ...]
+        self, raw: bytes | Kept, tags: tuple[str, ...], versions: tuple[object, ...]
     ) -> Any:
         """Return the value of ``raw`` if its metadata is exactly ``tags`` at ``versions``.
 
@@ -286,21 +314,21 @@ class Codec:
             return SLOW
         prefix: bytes | None
         try:
-            sid = raw[3]
+            sid = raw[3]  # type: ignore[index]
             prefix = self._tagged_prefixes[tags, versions, sid]
         except KeyError:
             prefix = self._tagged_prefix(tags, versions, sid)
-        except IndexError:
+        except (IndexError, TypeError):  # short, or ``Kept``: decode() decides
             return SLOW
-        if prefix is None or not raw.startswith(prefix):
+        if prefix is None or not raw.startswith(prefix):  # type: ignore[union-attr]
             return SLOW
         try:
-            return self._loaders[sid](raw[len(prefix) :])
+            return self._loaders[sid](raw[len(prefix) :])  # type: ignore[index]
         except Exception:
             return SLOW
 
     def _tagged_prefix(
-        self, tags: tuple[str, ...], versions: tuple[bytes | None, ...], sid: int
+        self, tags: tuple[str, ...], versions: tuple[object, ...], sid: int
     ) -> bytes | None:
         """Return the head and metadata an unsigned, uncompressed payload of ``tags``
         at ``versions`` starts with (``None``: no such payload can be read here)."""
@@ -314,27 +342,44 @@ class Codec:
         self._tagged_prefixes[tags, versions, sid] = prefix
         return prefix
 
-    def decode(self, key: str, raw: bytes, *, field: str | None = None) -> tuple[Any, Meta | None]:
+    def decode(
+        self, key: str, raw: bytes | Kept, *, field: str | None = None
+    ) -> tuple[Any, Meta | None]:
         """Return ``(value, meta)`` from a stored payload, or raise ``DecodeError``."""
+        data: bytes = raw  # type: ignore[assignment]  # a Kept fails the slice below
         try:
-            load = self._plain.get(raw[:4])
-        except TypeError:  # an unhashable bytes-like (bytearray) takes the general path
-            load = None
+            load = self._plain.get(data[:4])
+        except TypeError:
+            if type(raw) is Kept:  # checked here: free for the payloads
+                return raw.value, raw.meta
+            load = None  # an unhashable bytes-like (bytearray) takes the general path
         if load is not None:
             try:
-                return load(raw[4:]), None
+                return load(data[4:]), None
             except Exception:
                 raise DecodeError("payload does not deserialize") from None
-        if not raw or raw[0] != MAGIC:
-            if is_int_payload(raw):
-                return int(raw), None
+        if not data or data[0] != MAGIC:
+            if is_int_payload(data):
+                return int(data), None
             raise DecodeError("not a hotcache payload")
-        if len(raw) < 4 or raw[1] != FORMAT:
+        if len(data) < 4 or data[1] != FORMAT:
             raise DecodeError("unknown envelope format")
-        return self._decode_slow(key, field, raw, raw[2], raw[3])
+        return self._decode_slow(key, field, data, data[2], data[3])
+
+    def keep(self, key: str, raw: bytes) -> bytes | Kept:
+        """Return what a local tier of decoded objects holds for a payload read
+        under ``key``: a ``Kept``, or ``raw`` itself when it is no envelope (a
+        counter, a tag version) or does not decode (the reader heals it)."""
+        if raw[:1] != _MAGIC_BYTE:
+            return raw
+        try:
+            value, meta = self.decode(key, raw)
+        except DecodeError:
+            return raw
+        return Kept(value, meta, len(raw))
 
     def decode_many(
-        self, keys: Sequence[str], raws: Sequence[bytes | None], names: Sequence[K]
+        self, keys: Sequence[str], raws: Sequence[bytes | Kept | None], names: Sequence[K]
     ) -> tuple[dict[K, Any], int, list[tuple[str, DecodeError]], list[tuple[K, str, Tags]]]:
         """Decode payloads read together (``None`` for absent ones) for ``get_many``.
 
@@ -356,7 +401,7 @@ class Codec:
             if raw is None:
                 continue
             try:
-                load = plain.get(raw[:4])
+                load = plain.get(raw[:4])  # type: ignore[index]
             except TypeError:
                 load = None
             if load is None:
@@ -369,7 +414,7 @@ class Codec:
                     tagged.append((name, key, meta.tags))
             else:
                 try:
-                    found[name] = load(raw[4:])
+                    found[name] = load(raw[4:])  # type: ignore[index]
                 except Exception:
                     broken.append((key, DecodeError("payload does not deserialize")))
                     continue

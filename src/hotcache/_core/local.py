@@ -138,13 +138,32 @@ class LocalTier(Generic[V]):
             racing.add(key)
         return racing
 
+    def _changes_since(self, token: int, key: str) -> int:
+        count = 0
+        for seq, logged in reversed(self._log):
+            if seq <= token:
+                break
+            count += logged == key
+        return count
+
     # -- changes --------------------------------------------------------------------
 
-    def write(self, key: str, value: V, ttl: float | None) -> None:
-        """Replace the local copy after this process wrote ``key`` to the shared tier."""
+    def write(
+        self, key: str, value: V, ttl: float | None, token: int | None = None, own: int = 0
+    ) -> None:
+        """Replace the local copy after this process wrote ``key`` to the shared tier.
+
+        ``token`` was taken before the write was sent: if the feed has since
+        reported changes of ``key`` other than the ``own`` ones this write made
+        itself, another writer may have come after it, so the copy is dropped
+        instead (``None``: unconditionally, for a tier with no feed).
+        """
         with self._lock:
+            keep = self.serving and (ttl is None or ttl > 0)
+            if token is not None and keep:
+                keep = token >= self._floor and self._changes_since(token, key) == own
             self._note(key)
-            if self.serving and (ttl is None or ttl > 0):
+            if keep:
                 limit = self.max_age if ttl is None else min(ttl, self.max_age)
                 self._store.set(key, value, size=self._size_of(value), ttl=limit)
             else:

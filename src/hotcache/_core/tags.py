@@ -21,6 +21,8 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 
 __all__ = [
+    "LOCAL_ONLY_CARRIED",
+    "LOCAL_ONLY_TAG",
     "current",
     "function_tag",
     "new_version",
@@ -34,14 +36,23 @@ MIN_VERSION_TTL = 86400.0
 _FUNCTION = "fn:"
 
 
+# What the shared tier holds in place of an entry kept in the local tiers alone
+# (``local_only=True``): an envelope carrying this tag at version 0, which no
+# tag ever has (versions are odd), so it reads as a stale entry everywhere. Its
+# only job is to be there: a change of the key anywhere (a delete, an expiry,
+# another write) then reaches every process's tier like any other change.
+LOCAL_ONLY_TAG = "\x00local-only"
+LOCAL_ONLY_CARRIED = ((LOCAL_ONLY_TAG, 0),)
+
+
 def new_version() -> int:
     """Return a fresh version: random (per process, fork-safe), non-zero, 63 bits."""
     return (int.from_bytes(os.urandom(8), "big") >> 1) | 1
 
 
-def parse_version(raw: bytes | None) -> int | None:
+def parse_version(raw: object) -> int | None:
     """Return the version stored in a tag key's payload (``None``: absent or unreadable)."""
-    if raw is None or not raw.isdigit() or len(raw) > 19:
+    if not isinstance(raw, bytes) or not raw.isdigit() or len(raw) > 19:
         return None
     return int(raw)
 
@@ -80,6 +91,8 @@ def validate_tags(tags: Iterable[str]) -> tuple[str, ...]:
             raise TypeError(f"tags must be str, not {type(tag).__name__}")
         if not tag:
             raise ValueError("tags must not be empty strings")
+        if tag[0] == "\x00":
+            raise ValueError("tags starting with NUL are reserved for hotcache")
         try:
             tag.encode("utf-8")
         except UnicodeEncodeError:

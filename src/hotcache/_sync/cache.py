@@ -16,7 +16,7 @@ from .._core.freshness import resolve_ttl
 from .._core.keys import KeyLike, key_text, tag_key
 from .._core.missing import MISSING, Missing
 from .._errors import BackendError, BackendUnavailable
-from .._facade import CacheBase, in_process_reader, resolve_settings
+from .._facade import CacheBase, Payload, in_process_reader, resolve_settings
 from ..backends.factory import make_sync_backend
 from ..coherence import attach, detach
 from .backend import SyncBackend
@@ -107,7 +107,7 @@ class Cache(CacheBase):
         self._forget((key,))
         self._call(False, self._backend.delete, key)
 
-    def _read(self, keys: Sequence[str]) -> Sequence[bytes | None] | None:
+    def _read(self, keys: Sequence[str]) -> Sequence[Payload | None] | None:
         """Read payloads in one round trip (through the request scope, if open).
 
         Returns ``None`` when the read failed open: absent and unknown differ,
@@ -117,10 +117,11 @@ class Cache(CacheBase):
         todo = keys if scope is None else [k for k in keys if k not in scope]
         if todo:
             feed = self._feed
+            raws: Sequence[Payload | None] | None
             if feed is not None and feed.sync() and all(map(feed.covers, todo)):
                 raws = self._read_through_local(todo)
             else:
-                raws = self._guarded(self._backend.get_many, todo)
+                raws = self._guarded(self._backend.get_many, todo)  # type: ignore[arg-type]
             if raws is None or scope is None:
                 return raws
             scope.update(zip(todo, raws, strict=True))
@@ -144,7 +145,7 @@ class Cache(CacheBase):
             self._succeeded()
         return raws
 
-    def _read_through_local(self, keys: Sequence[str]) -> list[bytes | None] | None:
+    def _read_through_local(self, keys: Sequence[str]) -> list[Payload | None] | None:
         """Read from the in-process tier, then what it lacks from the backend (kept
         there unless an invalidation raced the read)."""
         assert self._local is not None
@@ -156,7 +157,15 @@ class Cache(CacheBase):
         pairs = self._guarded(self._backend.get_many_with_ttl, missing)
         if pairs is None:
             return None
-        fetched = dict(zip(missing, pairs, strict=True))
+        fetched: dict[str, tuple[Payload, float | None] | None]
+        if self._objects:  # decoded once, here, for the tier and this caller alike
+            keep = self._codec.keep
+            fetched = {
+                k: None if pair is None else (keep(k, pair[0]), pair[1])
+                for k, pair in zip(missing, pairs, strict=True)
+            }
+        else:
+            fetched = dict(zip(missing, pairs, strict=True))
         self._local.fill(token, {k: pair for k, pair in fetched.items() if pair is not None})
         return [
             raw if raw is not None else (None if (pair := fetched[k]) is None else pair[0])
@@ -219,7 +228,7 @@ class Cache(CacheBase):
         value = self._decoded(k, raw, {})
         return default if value is MISSING else value
 
-    def _decoded(self, k: str, raw: bytes | None, versions: dict[str, int | None]) -> Any:
+    def _decoded(self, k: str, raw: Payload | None, versions: dict[str, int | None]) -> Any:
         """Return the value of a payload read under ``k``, or ``MISSING`` (counted)."""
         if raw is None:
             self._stats.misses += 1
@@ -248,7 +257,7 @@ class Cache(CacheBase):
         """
         if self._in_process is not None and not self._context.active:
             # An in-process store answers at once and cannot be unreachable.
-            raws: Sequence[bytes | None] | None = self._in_process(reads)
+            raws: Sequence[Payload | None] | None = self._in_process(reads)
         else:
             raws = self._read(reads)
         if raws is None:
@@ -303,13 +312,16 @@ class Cache(CacheBase):
         *,
         nx: bool = False,
         tags: Iterable[str] | None = None,
+        local_only: bool = False,
     ) -> bool:
         """Store ``value``; return True if it is now stored.
 
         ``ttl=None`` uses the cache's ``default_ttl``; ``ttl=0`` expires the entry
         at once; ``hotcache.FOREVER`` never expires. ``nx=True`` stores only if
         the key is absent. ``tags`` are recorded with the entry (see
-        ``docs/patterns.md``).
+        ``docs/patterns.md``). ``local_only=True`` keeps the value in this
+        process's local tier alone, never serialized to the shared one (see
+        ``docs/coherence.md``).
 
         Raises:
             ValueError: a negative, NaN or non-numeric ``ttl``; a bad tag.
@@ -318,7 +330,7 @@ class Cache(CacheBase):
         k = self._key(key)
         lifetime = resolve_ttl(ttl, self._default_ttl)
         tag_names = tagging.validate_tags(tags) if tags else ()
-        return self._store(k, value, lifetime, tag_names, nx=nx)
+        return self._store(k, value, lifetime, tag_names, nx=nx, local_only=local_only)
 
     def _store(
         self,
@@ -329,27 +341,47 @@ class Cache(CacheBase):
         versions: dict[str, int | None] | None = None,
         *,
         nx: bool = False,
+        local_only: bool = False,
     ) -> bool:
-        """Encode and write one entry, carrying ``tags`` at ``versions`` (read if absent)."""
+        """Encode and write one entry, carrying ``tags`` at ``versions`` (read if absent).
+
+        ``local_only``: the shared tier gets a marker, the local tier the entry.
+        """
+        local_only = local_only and self._in_process is None  # memory:// is local already
+        # Encoded first, so a value that cannot be is refused before anything is
+        # written; a decoded local-only value is never encoded at all.
+        encode = not (local_only and self._objects)
         meta = None
         if tags and lifetime != 0:
             carried = self._versions(k, tags, {} if versions is None else versions, lifetime)
             if carried is None:  # the backend failed: nothing can be stored
-                self._codec.encode(k, value)  # but a bad value is still refused
+                if encode:
+                    self._codec.encode(k, value)  # but a bad value is still refused
                 return False
             meta = Meta(tags=carried)
-        payload = self._codec.encode(k, value, meta)
+        payload = self._codec.encode(k, value, meta) if encode else None
         if lifetime == 0:
             if not nx:
                 self._delete(k)
             return False
+        if local_only and self._local is None:
+            return False  # no tier kept coherent to hold it: not cached at all
         self._stats.sets += 1
-        stored = self._call(False, self._backend.set, k, payload, lifetime, nx=nx)
-        if stored:
-            self._remember({k: payload}, lifetime)
-        else:
+        sent = self._marker(k) if local_only else payload
+        token = self._token()
+        stored = self._call(False, self._backend.set, k, sent, lifetime, nx=nx)
+        if not stored:
             self._forget((k,))
-        return stored
+            return False
+        own = 0
+        if local_only:
+            # The marker's own change must reach the tier before the value does,
+            # and count as ours: any other change of the key since the token
+            # (another writer's, before or after the marker) keeps it out.
+            self._feed.barrier()
+            own = 1
+        self._remember({k: self._held(value, meta, payload)}, lifetime, token, own)
+        return True
 
     def _versions(
         self,
@@ -396,9 +428,10 @@ class Cache(CacheBase):
         """Create a tag's first version; if another writer won, return its version."""
         version = tagging.new_version()
         payload = b"%d" % version
+        token = self._token()
         created = self._call(None, self._backend.set, key, payload, ttl, nx=True)
         if created:
-            self._remember({key: payload}, ttl)
+            self._remember({key: payload}, ttl, token)
             return version
         if created is None:
             return None
@@ -412,12 +445,13 @@ class Cache(CacheBase):
         self._forget(fresh)
         if self._breaker.open_until and self._blocked():
             raise BackendUnavailable(f"{self._redacted} is unavailable (circuit breaker open)")
+        token = self._token()
         try:
             self._backend.set_many(fresh, None)
         except BackendError as exc:
             self._must_raise(exc)
         self._succeeded()
-        self._remember(fresh, None)
+        self._remember(fresh, None, token)
 
     def add(self, key: KeyLike, value: Any, ttl: float | None = None) -> bool:
         """Store ``value`` only if ``key`` is absent; return True if stored."""
@@ -513,12 +547,14 @@ class Cache(CacheBase):
         *,
         tags: Iterable[str] | None = None,
         jitter: float | None = None,
+        local_only: bool = False,
     ) -> Any:
         """Return the cached value, or call ``producer``, store and return its result.
 
         ``producer`` may be a plain function or (for ``AsyncCache``) an ``async``
         one. Its exceptions propagate and nothing is stored. The lifetime is
         spread by ``jitter`` (default: the cache's, 0.1 = ±10 %; 0 keeps it exact).
+        ``local_only=True`` keeps the result in this process's local tier alone.
         """
         lifetime = self._spread(resolve_ttl(ttl, self._default_ttl), jitter)
         tag_names = tagging.validate_tags(tags) if tags else ()
@@ -531,7 +567,7 @@ class Cache(CacheBase):
         # A read that failed says the write would fail too: one call pays at most
         # one timeout.
         if versions is not None:
-            self._store(k, value, lifetime, tag_names, versions)
+            self._store(k, value, lifetime, tag_names, versions, local_only=local_only)
         return value
 
     def write_through(

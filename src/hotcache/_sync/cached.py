@@ -84,12 +84,20 @@ class SyncRunner:
         except spec.cache_errors as exc:
             if versions is not None and spec.error_ttl:
                 try:
-                    face._store(k, CachedError(exc), spec.error_ttl, tags, versions)
+                    face._store(
+                        k,
+                        CachedError(exc),
+                        spec.error_ttl,
+                        tags,
+                        versions,
+                        local_only=spec.local_only,
+                    )
                 except SerializationError:
                     pass  # an error that cannot be stored is simply not cached
             raise
         if versions is not None and spec.stores(result):
-            face._store(k, result, face._spread(lifetime, spec.jitter), tags, versions)
+            lifetime = face._spread(lifetime, spec.jitter)
+            face._store(k, result, lifetime, tags, versions, local_only=spec.local_only)
         elif replace:
             face._delete(k)  # the old entry must not outlive a refused refresh
         return result

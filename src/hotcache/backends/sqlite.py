@@ -264,7 +264,9 @@ class SQLiteBackend:
                 conn.execute("COMMIT")
         if not rows or rows[0][0] != seq + 1 or len(rows) > CHANGES_SENT:
             return newest, None
-        return newest, list(dict.fromkeys(key for _, key in rows))
+        # One key per change, repeats kept: the local tier counts them (a write
+        # tells its own change of a key from another writer's that way).
+        return newest, [key for _, key in rows]
 
     # -- plain values ---------------------------------------------------------------
 

@@ -70,18 +70,31 @@ def _place(settings: Settings, backend: Any) -> tuple[Any, ...] | None:
 
     url, namespace = settings.url, settings.namespace
     inner = unwrap(backend)
+    place: tuple[Any, ...]
     if isinstance(inner, SQLiteBackend):
-        return ("sqlite", inner.path, namespace)
-    if isinstance(backend, (AsyncRedisBackend, SyncRedisBackend)) and url.scheme in {
+        place = ("sqlite", inner.path, namespace)
+    elif isinstance(backend, (AsyncRedisBackend, SyncRedisBackend)) and url.scheme in {
         "redis",
         "unix",
     }:
         where = url.path if url.scheme == "unix" else (url.host, url.port)
-        return ("redis", where, url.username, namespace)
-    return None
+        place = ("redis", where, url.username, namespace)
+    else:
+        return None
+    if settings.serialize_local:
+        return place  # payloads: each cache decodes (and checks) them itself
+    # Decoded objects were checked by the codec that decoded them: only caches
+    # that would decode alike (serializer, secret) may share them.
+    serializer = settings.serializer
+    return (
+        *place,
+        "objects",
+        serializer if isinstance(serializer, str) else id(serializer),
+        settings.secret,
+    )
 
 
-def attach(settings: Settings, backend: Any) -> tuple[LocalTier[bytes] | None, Feed | None]:
+def attach(settings: Settings, backend: Any) -> tuple[LocalTier[Any] | None, Feed | None]:
     """Return this process's tier and feed for the cache's store and namespace
     (made on first use; ``(None, None)`` when there is no feed for the backend)."""
     if not settings.local:
@@ -92,7 +105,7 @@ def attach(settings: Settings, backend: Any) -> tuple[LocalTier[bytes] | None, F
     with _lock:
         shared = _shared.get(place)
         if shared is None:
-            tier: LocalTier[bytes] = LocalTier(
+            tier: LocalTier[Any] = LocalTier(
                 max_entries=settings.local_max_entries,
                 max_bytes=settings.local_max_bytes,
                 max_age=settings.local_max_age,
@@ -103,7 +116,7 @@ def attach(settings: Settings, backend: Any) -> tuple[LocalTier[bytes] | None, F
         return shared[0], shared[1]
 
 
-def detach(tier: LocalTier[bytes]) -> None:
+def detach(tier: LocalTier[Any]) -> None:
     """A cache using ``tier`` closed; stop its feed when no cache uses it any more."""
     with _lock:
         for place, shared in list(_shared.items()):
@@ -115,7 +128,7 @@ def detach(tier: LocalTier[bytes]) -> None:
                 return
 
 
-def _feed(place: tuple[Any, ...], settings: Settings, tier: LocalTier[bytes]) -> Feed:
+def _feed(place: tuple[Any, ...], settings: Settings, tier: LocalTier[Any]) -> Feed:
     options = settings.backend_options
     if place[0] == "sqlite":
         from ..backends.sqlite import SQLiteBackend

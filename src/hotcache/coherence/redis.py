@@ -60,7 +60,11 @@ class RedisTrackingFeed:
         self._fork_lock = threading.Lock()
         self.connections = 0
         """Times tracking was (re-)established."""
+        self._tried = threading.Event()  # the thread's first attempt is over
         self._start()
+        # A cache made at start-up serves locally from its first call when the
+        # server answers at once; an unreachable one costs at most this wait.
+        self._tried.wait(connect_timeout * 2)
 
     def _start(self) -> None:
         self._pid = os.getpid()
@@ -131,6 +135,7 @@ class RedisTrackingFeed:
                 conn = self._connect()
             except (OSError, RespError) as exc:
                 self._tier.suspend()
+                self._tried.set()
                 if not down_logged:
                     log.warning(
                         "hotcache: invalidations from %s unavailable (%s); the local tier "
@@ -148,6 +153,7 @@ class RedisTrackingFeed:
             self.connections += 1
             try:
                 self._tier.resume()
+                self._tried.set()
                 self._listen(conn)
             except (OSError, RespError, ConnectionError) as exc:
                 if not self._stop.is_set():

@@ -47,7 +47,8 @@ class SQLiteFeed:
         self._tier.suspend()
 
     def barrier(self, timeout: float = 1.0) -> None:
-        """Nothing to wait for: every read checks the file first."""
+        """Apply every change committed before this call (what a read does first)."""
+        self.sync()
 
     def sync(self) -> bool:
         """Bring the tier up to date with the file; return True if it may serve."""
