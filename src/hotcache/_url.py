@@ -124,6 +124,7 @@ OPTIONS: Mapping[str, Option] = {
     "busy_timeout": Option(_seconds, frozenset({"sqlite"})),
     # redis connection
     "db": Option(_count, _REDIS),
+    "invalidation": Option(_choice("tracking", "pubsub"), _REDIS),
     "timeout": Option(_positive_seconds, _REDIS),
     "connect_timeout": Option(_positive_seconds, _REDIS),
     "retries": Option(_count, _REDIS),

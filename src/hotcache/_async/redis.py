@@ -7,7 +7,7 @@ set_many with ttl) are one Lua script or one MULTI block.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, cast
 
 from .._url import ParsedURL
@@ -17,6 +17,8 @@ from ..backends.redis import (
     INCR_WITH_TTL,
     PERSIST_IF_EXISTS,
     AsyncDriver,
+    announcement,
+    invalidation_channel,
     make_client,
     map_exceptions,
     milliseconds,
@@ -25,7 +27,7 @@ from ..backends.redis import (
     translate,
 )
 
-__all__ = ["AsyncRedisBackend"]
+__all__ = ["AsyncAnnouncingRedisBackend", "AsyncRedisBackend"]
 
 
 class AsyncRedisBackend:
@@ -166,3 +168,68 @@ class AsyncRedisBackend:
     async def close(self) -> None:
         with map_exceptions():
             await self.client.aclose()
+
+
+class AsyncAnnouncingRedisBackend(AsyncRedisBackend):
+    """``invalidation=pubsub``: every change also names its keys on the database's
+    invalidation channel, in the same round trip and after the change (see
+    ``coherence.redis``)."""
+
+    def __init__(self, url: ParsedURL, options: Mapping[str, Any]) -> None:
+        super().__init__(url, options)
+        self._channel = invalidation_channel(options)
+
+    async def _announced(
+        self, queue: Callable[[Any], object], keys: Sequence[str] | None, *, atomic: bool = False
+    ) -> Any:
+        """Run the commands ``queue`` adds to a pipeline, then announce ``keys``;
+        return the first command's reply."""
+        try:
+            async with self.client.pipeline(transaction=atomic) as pipe:
+                queue(pipe)
+                pipe.publish(self._channel, announcement(keys))
+                return (await pipe.execute())[0]
+        except DRIVER_ERRORS as exc:
+            raise translate(exc) from exc
+
+    async def set(
+        self, key: str, value: bytes, ttl: float | None = None, *, nx: bool = False
+    ) -> bool:
+        px = None if ttl is None else milliseconds(ttl)
+        return bool(await self._announced(lambda p: p.set(key, value, px=px, nx=nx), [key]))
+
+    async def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+        px = None if ttl is None else milliseconds(ttl)
+
+        def queue(pipe: Any) -> None:
+            for key, value in items.items():
+                pipe.set(key, value, px=px)
+
+        await self._announced(queue, list(items), atomic=True)
+
+    async def delete(self, key: str) -> bool:
+        return bool(await self._announced(lambda p: p.unlink(key), [key]))
+
+    async def delete_many(self, keys: Sequence[str]) -> int:
+        return int(await self._announced(lambda p: p.unlink(*keys), keys))
+
+    async def touch(self, key: str, ttl: float | None) -> bool:
+        if ttl is None:
+            return bool(await self._announced(lambda p: self._persist(keys=[key], client=p), [key]))
+        return bool(await self._announced(lambda p: p.pexpire(key, milliseconds(ttl)), [key]))
+
+    async def incr(self, key: str, delta: int, ttl: float | None = None) -> int:
+        if ttl is None:
+            return int(await self._announced(lambda p: p.incrby(key, delta), [key]))
+        px = 0 if ttl == 0 else milliseconds(ttl)
+        return int(
+            await self._announced(
+                lambda p: self._incr_ttl(keys=[key], args=[delta, px], client=p), [key]
+            )
+        )
+
+    async def delete_matching(self, pattern: str) -> int:
+        deleted = await super().delete_matching(pattern)
+        with map_exceptions():
+            await self.client.publish(self._channel, announcement(None))
+        return deleted

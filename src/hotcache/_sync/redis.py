@@ -8,7 +8,7 @@ set_many with ttl) are one Lua script or one MULTI block.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Callable, Mapping, Sequence
 from typing import Any, cast
 
 from .._url import ParsedURL
@@ -18,6 +18,8 @@ from ..backends.redis import (
     INCR_WITH_TTL,
     PERSIST_IF_EXISTS,
     SyncDriver,
+    announcement,
+    invalidation_channel,
     make_client,
     map_exceptions,
     milliseconds,
@@ -26,7 +28,7 @@ from ..backends.redis import (
     translate,
 )
 
-__all__ = ["SyncRedisBackend"]
+__all__ = ["SyncAnnouncingRedisBackend", "SyncRedisBackend"]
 
 
 class SyncRedisBackend:
@@ -163,3 +165,64 @@ class SyncRedisBackend:
     def close(self) -> None:
         with map_exceptions():
             self.client.close()
+
+
+class SyncAnnouncingRedisBackend(SyncRedisBackend):
+    """``invalidation=pubsub``: every change also names its keys on the database's
+    invalidation channel, in the same round trip and after the change (see
+    ``coherence.redis``)."""
+
+    def __init__(self, url: ParsedURL, options: Mapping[str, Any]) -> None:
+        super().__init__(url, options)
+        self._channel = invalidation_channel(options)
+
+    def _announced(
+        self, queue: Callable[[Any], object], keys: Sequence[str] | None, *, atomic: bool = False
+    ) -> Any:
+        """Run the commands ``queue`` adds to a pipeline, then announce ``keys``;
+        return the first command's reply."""
+        try:
+            with self.client.pipeline(transaction=atomic) as pipe:
+                queue(pipe)
+                pipe.publish(self._channel, announcement(keys))
+                return (pipe.execute())[0]
+        except DRIVER_ERRORS as exc:
+            raise translate(exc) from exc
+
+    def set(self, key: str, value: bytes, ttl: float | None = None, *, nx: bool = False) -> bool:
+        px = None if ttl is None else milliseconds(ttl)
+        return bool(self._announced(lambda p: p.set(key, value, px=px, nx=nx), [key]))
+
+    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+        px = None if ttl is None else milliseconds(ttl)
+
+        def queue(pipe: Any) -> None:
+            for key, value in items.items():
+                pipe.set(key, value, px=px)
+
+        self._announced(queue, list(items), atomic=True)
+
+    def delete(self, key: str) -> bool:
+        return bool(self._announced(lambda p: p.unlink(key), [key]))
+
+    def delete_many(self, keys: Sequence[str]) -> int:
+        return int(self._announced(lambda p: p.unlink(*keys), keys))
+
+    def touch(self, key: str, ttl: float | None) -> bool:
+        if ttl is None:
+            return bool(self._announced(lambda p: self._persist(keys=[key], client=p), [key]))
+        return bool(self._announced(lambda p: p.pexpire(key, milliseconds(ttl)), [key]))
+
+    def incr(self, key: str, delta: int, ttl: float | None = None) -> int:
+        if ttl is None:
+            return int(self._announced(lambda p: p.incrby(key, delta), [key]))
+        px = 0 if ttl == 0 else milliseconds(ttl)
+        return int(
+            self._announced(lambda p: self._incr_ttl(keys=[key], args=[delta, px], client=p), [key])
+        )
+
+    def delete_matching(self, pattern: str) -> int:
+        deleted = super().delete_matching(pattern)
+        with map_exceptions():
+            self.client.publish(self._channel, announcement(None))
+        return deleted

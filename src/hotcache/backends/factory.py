@@ -35,8 +35,10 @@ def make_sync_backend(settings: Settings) -> SyncBackend:
     backend = _local_backend(settings)
     if backend is not None:
         return backend  # type: ignore[no-any-return]
-    from .._sync.redis import SyncRedisBackend
+    from .._sync.redis import SyncAnnouncingRedisBackend, SyncRedisBackend
 
+    if settings.backend_options.get("invalidation") == "pubsub":
+        return SyncAnnouncingRedisBackend(settings.url, settings.backend_options)
     return SyncRedisBackend(settings.url, settings.backend_options)
 
 
@@ -47,6 +49,8 @@ def make_async_backend(settings: Settings) -> AsyncBackend:
         from .offload import AsyncOffload
 
         return AsyncOffload(backend, blocking=settings.url.scheme == "sqlite")
-    from .._async.redis import AsyncRedisBackend
+    from .._async.redis import AsyncAnnouncingRedisBackend, AsyncRedisBackend
 
+    if settings.backend_options.get("invalidation") == "pubsub":
+        return AsyncAnnouncingRedisBackend(settings.url, settings.backend_options)
     return AsyncRedisBackend(settings.url, settings.backend_options)

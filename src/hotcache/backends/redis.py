@@ -5,6 +5,7 @@ mapping, scripts and glob translation. The I/O itself is in ``_async/redis.py``
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -229,3 +230,33 @@ def pairs_with_ttl(reply: Sequence[Any]) -> list[tuple[bytes, float | None] | No
         else:
             out.append((bytes(value), None if pttl == -1 else max(pttl, 0) / 1000))
     return out
+
+
+# -- invalidation by pub/sub (``invalidation=pubsub``) ---------------------------------
+#
+# Where a server refuses client tracking (a proxy, a managed service that disables
+# CLIENT), every hotcache write names the keys it changed on one channel per
+# database, in the same round trip, and each process's feed subscribes to it.
+
+
+def invalidation_channel(options: Mapping[str, Any]) -> str:
+    """Return the channel changes are announced on (channels span databases)."""
+    return f"__hotcache__:invalidations:{options.get('db', 0)}"
+
+
+def announcement(keys: Sequence[str] | None) -> bytes:
+    """Return the message naming changed keys (``None``: too many to name; flush)."""
+    return json.dumps(None if keys is None else list(keys)).encode("ascii")
+
+
+def announced_keys(data: bytes) -> list[str] | None:
+    """Return the keys a message names, or ``None`` for a flush (also if unreadable:
+    the safe reading of a message that cannot be understood).
+    """
+    try:
+        keys = json.loads(data)
+    except ValueError:
+        return None
+    if isinstance(keys, list) and all(isinstance(key, str) for key in keys):
+        return keys
+    return None

@@ -78,7 +78,9 @@ def _place(settings: Settings, backend: Any) -> tuple[Any, ...] | None:
         "unix",
     }:
         where = url.path if url.scheme == "unix" else (url.host, url.port)
-        place = ("redis", where, url.username, namespace)
+        mode = settings.backend_options.get("invalidation", "tracking")
+        db = settings.backend_options.get("db", 0)
+        place = ("redis", where, db, url.username, namespace, mode)
     else:
         return None
     if settings.serialize_local:
@@ -138,12 +140,15 @@ def _feed(place: tuple[Any, ...], settings: Settings, tier: LocalTier[Any]) -> F
         return SQLiteFeed(
             SQLiteBackend(place[1], busy_timeout=options.get("busy_timeout", 10.0)), tier
         )
+    from ..backends.redis import invalidation_channel
     from .redis import RedisTrackingFeed
 
+    pubsub = options.get("invalidation") == "pubsub"
     return RedisTrackingFeed(
         settings.url,
         options,
         [header(settings.namespace)],  # every key of the namespace starts so
         tier,
         connect_timeout=options.get("connect_timeout", 0.25),
+        channel=invalidation_channel(options) if pubsub else None,
     )

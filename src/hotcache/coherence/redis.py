@@ -6,6 +6,12 @@ that anyone changes (a write from any client, a delete, an expiry, an
 eviction; ``None`` for a flush) on that connection. A daemon thread reads the
 pushes and drops the named keys from the in-process tier.
 
+Where the server refuses tracking, ``invalidation=pubsub`` makes the
+connection subscribe to the database's invalidation channel instead, on which
+every hotcache write announces its keys (``AnnouncingRedisBackend``). That
+covers writes made through hotcache with the same setting, not other clients'
+writes nor evictions (an entry's own expiry is kept locally anyway).
+
 The tier serves only while this connection is up: it is suspended (emptied)
 the moment the connection fails, is closed by the server, or stops answering
 the thread's PINGs, and it resumes, empty, once tracking is on again on a new
@@ -24,6 +30,7 @@ from typing import Any
 
 from .._core.local import LocalTier
 from .._url import ParsedURL
+from ..backends.redis import announced_keys
 from .resp3 import Push, RespConnection, RespError
 
 __all__ = ["RedisTrackingFeed"]
@@ -33,6 +40,7 @@ log = logging.getLogger("hotcache")
 PING_EVERY = 0.5  # an idle connection is probed this often...
 PING_WITHIN = 1.0  # ...and counts as lost when the answer is this late
 RETRY_EVERY = 0.1  # between reconnection attempts (the tier is bypassed meanwhile)
+RETRY_REFUSED = 5.0  # between attempts the server refused (no tracking there)
 
 
 class RedisTrackingFeed:
@@ -46,8 +54,10 @@ class RedisTrackingFeed:
         tier: LocalTier[Any],
         *,
         connect_timeout: float = 0.25,
+        channel: str | None = None,
     ) -> None:
         self._url = url
+        self._channel = channel  # None: client tracking; else the channel to subscribe
         self._password = options.get("password", url.password)
         self._prefixes = prefixes
         self._tier = tier
@@ -136,15 +146,20 @@ class RedisTrackingFeed:
             except (OSError, RespError) as exc:
                 self._tier.suspend()
                 self._tried.set()
+                refused = isinstance(exc, RespError)
                 if not down_logged:
                     log.warning(
                         "hotcache: invalidations from %s unavailable (%s); the local tier "
-                        "is bypassed until they are back",
+                        "is bypassed until they are back%s",
                         self._url.redacted,
                         exc,
+                        "; where the server cannot track clients, set invalidation=pubsub "
+                        "on every cache that writes to it"
+                        if refused and self._channel is None
+                        else "",
                     )
                     down_logged = True
-                self._stop.wait(RETRY_EVERY)
+                self._stop.wait(RETRY_REFUSED if refused else RETRY_EVERY)
                 continue
             if down_logged:
                 log.warning("hotcache: invalidations from %s back", self._url.redacted)
@@ -187,6 +202,12 @@ class RedisTrackingFeed:
             if self._password is not None:
                 hello += ["AUTH", url.username or "default", self._password]
             conn.call(*hello)
+            if self._channel is not None:
+                conn.send("SUBSCRIBE", self._channel)
+                reply = conn.read()
+                if not isinstance(reply, Push) or reply[:1] != [b"subscribe"]:
+                    raise RespError(f"SUBSCRIBE answered {reply!r}")
+                return conn
             conn.call("CLIENT", "SETNAME", "hotcache-invalidations")
             tracking = ["CLIENT", "TRACKING", "ON", "BCAST"]
             for prefix in self._prefixes:
@@ -220,6 +241,13 @@ class RedisTrackingFeed:
                 raise ConnectionError("the server stopped answering PING")
 
     def _apply(self, message: Push) -> None:
+        if len(message) == 3 and message[0] == b"message":  # invalidation=pubsub
+            named = announced_keys(message[2])
+            if named is None:
+                self._tier.flush()
+            else:
+                self._tier.invalidate(key for key in named if self.covers(key))
+            return
         if len(message) < 2 or message[0] != b"invalidate":
             return
         keys = message[1]
