@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import ssl
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -147,6 +148,23 @@ def make_client(url: ParsedURL, options: Mapping[str, Any], driver: Driver) -> A
         **kwargs,
     )
     return driver.client.from_pool(pool)
+
+
+def tls_context(options: Mapping[str, Any]) -> ssl.SSLContext:
+    """Return the TLS context of a ``rediss://`` URL's options, with redis-py's
+    defaults (certificates required, host names checked), for connections
+    hotcache opens itself (the invalidation feed)."""
+    context = ssl.create_default_context(cafile=options.get("ssl_ca_certs"))
+    reqs = options.get("ssl_cert_reqs", "required")
+    context.check_hostname = reqs != "none" and options.get("ssl_check_hostname", True)
+    context.verify_mode = {
+        "required": ssl.CERT_REQUIRED,
+        "optional": ssl.CERT_OPTIONAL,
+        "none": ssl.CERT_NONE,
+    }[reqs]
+    if "ssl_certfile" in options:
+        context.load_cert_chain(options["ssl_certfile"], options.get("ssl_keyfile"))
+    return context
 
 
 DRIVER_ERRORS = (redis.exceptions.RedisError, OSError)

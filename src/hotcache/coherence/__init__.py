@@ -73,10 +73,7 @@ def _place(settings: Settings, backend: Any) -> tuple[Any, ...] | None:
     place: tuple[Any, ...]
     if isinstance(inner, SQLiteBackend):
         place = ("sqlite", inner.path, namespace)
-    elif isinstance(backend, (AsyncRedisBackend, SyncRedisBackend)) and url.scheme in {
-        "redis",
-        "unix",
-    }:
+    elif isinstance(backend, (AsyncRedisBackend, SyncRedisBackend)):
         where = url.path if url.scheme == "unix" else (url.host, url.port)
         mode = settings.backend_options.get("invalidation", "tracking")
         db = settings.backend_options.get("db", 0)

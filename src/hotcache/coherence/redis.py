@@ -30,7 +30,7 @@ from typing import Any
 
 from .._core.local import LocalTier
 from .._url import ParsedURL
-from ..backends.redis import announced_keys
+from ..backends.redis import announced_keys, tls_context
 from .resp3 import Push, RespConnection, RespError
 
 __all__ = ["RedisTrackingFeed"]
@@ -58,6 +58,7 @@ class RedisTrackingFeed:
     ) -> None:
         self._url = url
         self._channel = channel  # None: client tracking; else the channel to subscribe
+        self._tls = tls_context(options) if url.scheme == "rediss" else None
         self._password = options.get("password", url.password)
         self._prefixes = prefixes
         self._tier = tier
@@ -196,6 +197,7 @@ class RedisTrackingFeed:
             port=url.port,
             path=url.path if url.scheme == "unix" else None,
             timeout=self._timeout,
+            tls=self._tls,
         )
         try:
             hello: list[str] = ["HELLO", "3"]

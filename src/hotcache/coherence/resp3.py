@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import select
 import socket
+import ssl
 from typing import Any
 
 __all__ = ["Push", "RespConnection", "RespError"]
@@ -33,7 +34,13 @@ class RespConnection:
 
     @classmethod
     def open(
-        cls, *, host: str | None, port: int | None, path: str | None, timeout: float
+        cls,
+        *,
+        host: str | None,
+        port: int | None,
+        path: str | None,
+        timeout: float,
+        tls: ssl.SSLContext | None = None,
     ) -> RespConnection:
         if path is not None:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -46,6 +53,12 @@ class RespConnection:
         else:
             sock = socket.create_connection((host or "localhost", port or 6379), timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if tls is not None:
+                try:
+                    sock = tls.wrap_socket(sock, server_hostname=host or "localhost")
+                except BaseException:
+                    sock.close()
+                    raise
         return cls(sock)
 
     def settimeout(self, timeout: float | None) -> None:
@@ -72,6 +85,8 @@ class RespConnection:
         """Return True once a frame can be read (or is buffered) within ``timeout``."""
         if self._buf:
             return True
+        if isinstance(self._sock, ssl.SSLSocket) and self._sock.pending():
+            return True  # decrypted already: the socket itself has nothing to say
         ready, _, _ = select.select([self._sock], [], [], timeout)
         return bool(ready)
 
