@@ -149,11 +149,17 @@ def _ttl_cache(keys: list[str], value: Any) -> cachetools.TTLCache[str, Any]:
 
 
 def _local_get(
-    env: Env, payload: str, url: str, label: str, plain_ops: int, target: float | None
+    env: Env,
+    payload: str,
+    url: str,
+    label: str,
+    plain_ops: int,
+    target: float | None,
+    **options: Any,
 ) -> Scenario:
     value = PAYLOADS[payload]
     keys = [f"user:{i}" for i in range(env.sizes.keys)]
-    cache = hotcache.Cache(url, namespace=NAMESPACE, local=True)
+    cache = hotcache.Cache(url, namespace=NAMESPACE, local=True, **options)
     plain = hotcache.Cache(url, namespace=NAMESPACE, local=False)
 
     def close() -> None:
@@ -166,8 +172,9 @@ def _local_get(
     Resident(env, cache, keys)  # registered after close: checked before it
     ttl_cache = _ttl_cache(keys, value)
     ops = _draw(keys, env.sizes.memory)
+    shown = "".join(f", {name}={value!r}" for name, value in options.items())
     return Scenario(
-        sync_unary(f"hotcache Cache({label}, local=True).get", cache.get, ops),
+        sync_unary(f"hotcache Cache({label}, local=True{shown}).get", cache.get, ops),
         [
             Rival(sync_unary("cachetools TTLCache.get", ttl_cache.get, ops), target),
             Rival(sync_unary("cachetools TTLCache[k]", ttl_cache.__getitem__, ops)),
@@ -184,6 +191,18 @@ def local_get_redis(env: Env, payload: str) -> Scenario:
     return _local_get(env, payload, env.redis_url, "redis_url", env.sizes.redis, LOCAL_TARGET)
 
 
+def local_objects_get_redis(env: Env, payload: str) -> Scenario:
+    return _local_get(
+        env,
+        payload,
+        env.redis_url,
+        "redis_url",
+        env.sizes.redis,
+        LOCAL_TARGET,
+        serialize_local=False,
+    )
+
+
 def local_get_sqlite(env: Env, payload: str) -> Scenario:
     url = f"sqlite:///{os.path.join(env.tmpdir, f'local-{payload}.db')}"
     return _local_get(env, payload, url, "'sqlite:///…'", env.sizes.sqlite, None)
@@ -193,6 +212,8 @@ def local_get_sqlite(env: Env, payload: str) -> Scenario:
 COHERENCE_SCENARIOS: dict[str, tuple[Builder, str]] = {
     "local get hit, redis (dict)": (local_get_redis, "dict"),
     "local get hit, redis (str)": (local_get_redis, "str"),
+    "local get hit, redis, objects (dict)": (local_objects_get_redis, "dict"),
+    "local get hit, redis, objects (str)": (local_objects_get_redis, "str"),
     "local get hit, sqlite (dict)": (local_get_sqlite, "dict"),
     "local get hit, sqlite (str)": (local_get_sqlite, "str"),
 }
@@ -238,6 +259,7 @@ class WorkloadRow:
 PROPAGATION: dict[str, tuple[str, bool, float | None]] = {
     "propagation, redis (reader releases the GIL)": ("redis", True, PROPAGATION_TARGET_US),
     "propagation, redis (reader holds the GIL)": ("redis", False, None),
+    "propagation, redis invalidation=pubsub": ("redis-pubsub", True, PROPAGATION_TARGET_US),
     "propagation, sqlite": ("sqlite", False, None),
 }
 WORKLOAD = f"read-heavy workload, redis, {PROCESSES} processes"
@@ -363,7 +385,11 @@ def _propagation(
     worker: Worker, name: str, redis_url: str, tmpdir: str, changes: int
 ) -> Propagation:
     backend, release_gil, target = PROPAGATION[name]
-    url = redis_url if backend == "redis" else f"sqlite:///{os.path.join(tmpdir, 'propagation.db')}"
+    url = {
+        "redis": redis_url,
+        "redis-pubsub": f"{redis_url}?invalidation=pubsub",
+        "sqlite": f"sqlite:///{os.path.join(tmpdir, 'propagation.db')}",
+    }[backend]
     delays: list[float] = []
     with hotcache.Cache(url, namespace=NAMESPACE, local=False) as writer:
         writer.set(KEY, 0)

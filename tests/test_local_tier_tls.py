@@ -46,6 +46,7 @@ def test_the_feed_speaks_tls_and_keeps_the_tier_coherent(
             time.sleep(0.005)
         assert cache._local is not None and cache._feed is not None
         cache.set("k", "mine")
+        cache._feed.barrier()  # our own write's change is in: the next read stays local
         for i in range(20):  # change after change, each reaching the tier over TLS
             assert cache.get("k") == ("mine" if i == 0 else f"theirs-{i - 1}")
             assert cache._local.get(cache._key("k")) is not None

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from .._concurrency import AsyncAwaitable, async_produce
 from .._context import TenantResolver
 from .._core import tags as tagging
-from .._core.envelope import SLOW, DecodeError, Meta
+from .._core.envelope import SLOW, DecodeError, Kept, Meta
 from .._core.freshness import resolve_ttl
 from .._core.keys import KeyLike, key_text, tag_key
 from .._core.missing import MISSING, Missing
@@ -216,14 +216,19 @@ class AsyncCache(CacheBase):
                     if breaker.failures or breaker.open_until:
                         self._succeeded()
         if raw is not None:
-            try:
-                value, meta = self._codec.decode(k, raw)
-            except DecodeError:
-                pass  # _decoded() heals it
-            else:
-                if meta is None:  # most entries: no tags to check, no extra frame
+            if type(raw) is Kept:  # serialize_local=False: the object itself
+                if raw.meta is None:
                     self._stats.hits += 1
-                    return value
+                    return raw.value
+            else:
+                try:
+                    value, meta = self._codec.decode(k, raw)
+                except DecodeError:
+                    pass  # _decoded() heals it
+                else:
+                    if meta is None:  # most entries: no tags to check, no extra frame
+                        self._stats.hits += 1
+                        return value
         value = await self._decoded(k, raw, {})
         return default if value is MISSING else value
 

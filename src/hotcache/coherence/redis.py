@@ -221,9 +221,10 @@ class RedisTrackingFeed:
         return conn
 
     def _listen(self, conn: RespConnection) -> None:
+        conn.listen(PING_EVERY)
         pinged_at: float | None = None
         while not self._stop.is_set():
-            if conn.readable(PING_EVERY):
+            if conn.wait():
                 message = conn.read()
                 if isinstance(message, Push):
                     self._apply(message)

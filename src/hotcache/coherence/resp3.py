@@ -12,6 +12,7 @@ from __future__ import annotations
 import select
 import socket
 import ssl
+import struct
 from typing import Any
 
 __all__ = ["Push", "RespConnection", "RespError"]
@@ -31,6 +32,7 @@ class RespConnection:
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
         self._buf = bytearray()
+        self._interval = 1.0
 
     @classmethod
     def open(
@@ -64,6 +66,40 @@ class RespConnection:
     def settimeout(self, timeout: float | None) -> None:
         self._sock.settimeout(timeout)
 
+    def listen(self, interval: float) -> None:
+        """Switch to listening: ``wait`` blocks in the kernel for up to ``interval``.
+
+        A Python socket timeout makes each read two system calls, each giving
+        up the GIL (a poll, then the read); under a thread that keeps the GIL
+        busy, every hand-off costs up to the switch interval (5 ms). A blocking
+        socket with the kernel's own timeouts makes a wake-up one read: one
+        hand-off per invalidation instead of two. (Not under TLS, whose reads
+        need the Python timeout: they keep the poll.)
+        """
+        self._interval = interval
+        if isinstance(self._sock, ssl.SSLSocket):
+            return
+        self._sock.settimeout(None)
+        usec = struct.pack("ll", int(interval), int(interval % 1 * 1e6))
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, usec)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, usec)
+
+    def wait(self) -> bool:
+        """Return True once a frame can be read (after ``listen``: within its
+        interval), False if nothing came."""
+        if self._buf:
+            return True
+        # Under TLS, what was decrypted already is not the socket's to tell.
+        if isinstance(self._sock, ssl.SSLSocket) and not self._sock.pending():
+            ready, _, _ = select.select([self._sock], [], [], self._interval)
+            if not ready:
+                return False
+        try:
+            self._fill()
+        except (BlockingIOError, TimeoutError):
+            return False
+        return True
+
     def send(self, *args: str | bytes) -> None:
         out = bytearray(b"*%d\r\n" % len(args))
         for arg in args:
@@ -80,15 +116,6 @@ class RespConnection:
         if isinstance(reply, RespError):
             raise reply
         return reply
-
-    def readable(self, timeout: float) -> bool:
-        """Return True once a frame can be read (or is buffered) within ``timeout``."""
-        if self._buf:
-            return True
-        if isinstance(self._sock, ssl.SSLSocket) and self._sock.pending():
-            return True  # decrypted already: the socket itself has nothing to say
-        ready, _, _ = select.select([self._sock], [], [], timeout)
-        return bool(ready)
 
     def read(self) -> Any:
         """Return the next reply or push (blocking up to the socket's timeout)."""
