@@ -152,7 +152,7 @@ def cached_redis(env: Env, payload: str) -> Scenario:
     bodies.warm(mine, cached_load)
     ops = _draw(ids, env.sizes.redis)
     return Scenario(
-        sync_unary("hotcache @Cache(redis_url).cached", mine, ops),
+        sync_unary("hotcache @Cache(redis_url, local=False).cached", mine, ops),
         [
             Rival(
                 sync_unary(f"redis-py cache-aside (GET + {label})", cached_load, ops), REDIS_TARGET
@@ -166,7 +166,7 @@ def async_cached_redis(env: Env, payload: str) -> Scenario:
     loop = env.loop
     ids = _ids(env)
     bodies = Bodies(env, ids)
-    cache = hotcache.AsyncCache(env.redis_url, namespace=NAMESPACE)
+    cache = hotcache.AsyncCache(env.redis_url, namespace=NAMESPACE, local=False)
     client = _raw_client(env, AsyncDriver)
     label, loads = _raw_loader(value)  # _raw_bytes's inverse
 
@@ -200,7 +200,7 @@ def async_cached_redis(env: Env, payload: str) -> Scenario:
     loop.run_until_complete(warm())
     ops = _draw(ids, env.sizes.redis)
     return Scenario(
-        async_unary("hotcache @AsyncCache(redis_url).cached", loop, mine, ops),
+        async_unary("hotcache @AsyncCache(redis_url, local=False).cached", loop, mine, ops),
         [Rival(async_unary(f"redis.asyncio cache-aside (GET + {label})", loop, cached_load, ops))],
     )
 

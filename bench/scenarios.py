@@ -138,7 +138,8 @@ def _raw_client(env: Env, driver: Driver) -> Any:
 
 
 def _redis_pair(env: Env) -> tuple[hotcache.Cache, redis.Redis]:
-    cache = hotcache.Cache(env.redis_url, namespace=NAMESPACE)
+    # Redis alone: the local tier (on by default) is measured in coherence_scenarios.
+    cache = hotcache.Cache(env.redis_url, namespace=NAMESPACE, local=False)
     raw = _raw_client(env, SyncDriver)
 
     def close() -> None:
@@ -229,7 +230,9 @@ def redis_get(env: Env, payload: str) -> Scenario:
 
     raw_ops = _draw(raw_keys, env.sizes.redis)
     return Scenario(
-        sync_unary("hotcache Cache(redis_url).get", cache.get, _draw(keys, env.sizes.redis)),
+        sync_unary(
+            "hotcache Cache(redis_url, local=False).get", cache.get, _draw(keys, env.sizes.redis)
+        ),
         [
             Rival(sync_unary("redis-py GET", get, raw_ops), 1.15),
             Rival(sync_unary(f"redis-py GET + {label}", get_and_load, raw_ops)),
@@ -246,7 +249,7 @@ def redis_get_many(env: Env, payload: str) -> Scenario:
 
     ops = env.sizes.many
     return Scenario(
-        sync_unary("hotcache Cache(redis_url).get_many", cache.get_many, [keys] * ops),
+        sync_unary("hotcache Cache(redis_url, local=False).get_many", cache.get_many, [keys] * ops),
         [
             Rival(sync_unary(f"redis-py MGET {MANY}", mget, [raw_keys] * ops), 1.2),
             Rival(sync_unary(f"redis-py MGET {MANY} + {label}", mget_and_load, [raw_keys] * ops)),
@@ -267,7 +270,9 @@ def redis_set(env: Env, payload: str) -> Scenario:
 
     ops = env.sizes.redis
     return Scenario(
-        sync_binary("hotcache Cache(redis_url).set", cache.set, _draw(keys, ops), value),
+        sync_binary(
+            "hotcache Cache(redis_url, local=False).set", cache.set, _draw(keys, ops), value
+        ),
         [Rival(sync_binary(f"redis-py SET + {label}", set_raw, _draw(raw_keys, ops), value))],
     )
 
@@ -275,7 +280,7 @@ def redis_set(env: Env, payload: str) -> Scenario:
 def async_redis_get(env: Env, payload: str) -> Scenario:
     value = PAYLOADS[payload]
     loop = env.loop
-    cache = hotcache.AsyncCache(env.redis_url, namespace=NAMESPACE)
+    cache = hotcache.AsyncCache(env.redis_url, namespace=NAMESPACE, local=False)
     raw = _raw_client(env, AsyncDriver)
     keys = _keys(env, MANY)
     raw_keys = [RAW_PREFIX + k for k in keys]
@@ -294,7 +299,9 @@ def async_redis_get(env: Env, payload: str) -> Scenario:
     env.cleanup.callback(lambda: loop.run_until_complete(close()))
     ops = env.sizes.redis
     return Scenario(
-        async_unary("hotcache AsyncCache(redis_url).get", loop, cache.get, _draw(keys, ops)),
+        async_unary(
+            "hotcache AsyncCache(redis_url, local=False).get", loop, cache.get, _draw(keys, ops)
+        ),
         [Rival(async_unary("redis.asyncio GET", loop, raw.get, _draw(raw_keys, ops)))],
     )
 
@@ -303,7 +310,8 @@ def async_redis_get(env: Env, payload: str) -> Scenario:
 
 
 def _sqlite_pair(env: Env, tag: str) -> tuple[hotcache.Cache, diskcache.Cache]:
-    cache = hotcache.Cache(f"sqlite:///{os.path.join(env.tmpdir, tag + '-hotcache.db')}")
+    path = os.path.join(env.tmpdir, tag + "-hotcache.db")
+    cache = hotcache.Cache(f"sqlite:///{path}", local=False)  # the file alone, as diskcache
     disk = diskcache.Cache(os.path.join(env.tmpdir, tag + "-diskcache"))
     env.cleanup.callback(disk.close)
     env.cleanup.callback(cache.close)
@@ -319,7 +327,7 @@ def sqlite_get(env: Env, payload: str) -> Scenario:
         disk.set(key, value)
     ops = _draw(keys, env.sizes.sqlite)
     return Scenario(
-        sync_unary("hotcache Cache('sqlite:///…').get", cache.get, ops),
+        sync_unary("hotcache Cache('sqlite:///…', local=False).get", cache.get, ops),
         [Rival(sync_unary("diskcache Cache.get", disk.get, ops), 1.0)],
     )
 
@@ -329,7 +337,7 @@ def sqlite_set(env: Env, payload: str) -> Scenario:
     cache, disk = _sqlite_pair(env, f"set-{payload}")
     ops = _draw(_keys(env), env.sizes.sqlite_write)
     return Scenario(
-        sync_binary("hotcache Cache('sqlite:///…').set", cache.set, ops, value),
+        sync_binary("hotcache Cache('sqlite:///…', local=False).set", cache.set, ops, value),
         [Rival(sync_binary("diskcache Cache.set", disk.set, ops, value))],
     )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -188,3 +189,22 @@ def test_async_local_only_and_objects(store: str) -> None:
 def test_reserved_tag_names_are_refused(store: str) -> None:
     with Cache(store) as cache, pytest.raises(ValueError, match="reserved"):
         cache.set("k", "v", tags=["\x00local-only"])
+
+
+def test_a_shortened_lifetime_is_not_outlived_by_a_local_copy(store: str) -> None:
+    with Cache(store) as cache:
+        cache.set("k", "v", ttl=60)
+        settle(cache)
+        assert cache.get("k") == "v"
+        assert cache._local is not None and cache._local.get(cache._key("k")) is not None
+        assert cache.touch("k", 0.05)
+        time.sleep(0.1)  # past the new expiry, however long the sleep really was
+        assert cache.get("k") is None
+
+
+def test_a_local_only_value_is_kept_by_a_cache_that_never_read_before(store: str) -> None:
+    with Cache(store) as writer:
+        writer.set("other", 1)  # the file or server has history this cache never read
+    with Cache(store) as cache:
+        assert cache.set("k", "v", local_only=True)
+        assert cache.get("k") == "v"

@@ -372,6 +372,8 @@ class AsyncCache(CacheBase):
             return False  # no tier kept coherent to hold it: not cached at all
         self._stats.sets += 1
         sent = self._marker(k) if local_only else payload
+        if local_only:
+            self._feed.sync()  # caught up first: a later catch-up would void the token
         token = self._token()
         stored = await self._call(False, self._backend.set, k, sent, lifetime, nx=nx)
         if not stored:
@@ -507,6 +509,7 @@ class AsyncCache(CacheBase):
         lifetime = resolve_ttl(ttl, self._default_ttl)
         if lifetime == 0:
             return await self._delete(k)
+        self._forget((k,))  # a local copy must not outlive a shortened lifetime
         return await self._call(False, self._backend.touch, k, lifetime)
 
     async def incr(self, key: KeyLike, delta: int = 1, *, ttl: float | None = None) -> int:

@@ -373,6 +373,8 @@ class Cache(CacheBase):
             return False  # no tier kept coherent to hold it: not cached at all
         self._stats.sets += 1
         sent = self._marker(k) if local_only else payload
+        if local_only:
+            self._feed.sync()  # caught up first: a later catch-up would void the token
         token = self._token()
         stored = self._call(False, self._backend.set, k, sent, lifetime, nx=nx)
         if not stored:
@@ -508,6 +510,7 @@ class Cache(CacheBase):
         lifetime = resolve_ttl(ttl, self._default_ttl)
         if lifetime == 0:
             return self._delete(k)
+        self._forget((k,))  # a local copy must not outlive a shortened lifetime
         return self._call(False, self._backend.touch, k, lifetime)
 
     def incr(self, key: KeyLike, delta: int = 1, *, ttl: float | None = None) -> int:
