@@ -152,3 +152,34 @@ def test_a_child_forked_while_threads_use_the_tier_gets_its_own_feed(redis_url: 
         cache._feed.barrier()
         assert str(cache.get("shared")).startswith("from-")
         assert cache.get("shared") != "from-parent"
+
+
+def test_a_feed_that_fails_unexpectedly_suspends_the_tier_and_starts_over(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug in applying an invalidation (simulated: our own method raises once)
+    must not leave the tier serving with nobody listening."""
+    caplog.set_level(logging.ERROR, logger="hotcache")
+    with Cache(redis_url) as cache, Cache(redis_url, local=False) as other:
+        wait_for(lambda: serving(cache), "the feed is up")
+        feed = cache._feed
+        assert feed is not None
+        cache.set("k", "old")
+        assert read_locally(cache, "k") == ("old", True)
+        connections = feed.connections
+        apply = feed._apply
+        failed = threading.Event()
+
+        def broken(message: object) -> None:
+            feed._apply = apply  # type: ignore[method-assign]
+            failed.set()
+            raise RuntimeError("a bug while applying an invalidation")
+
+        feed._apply = broken  # type: ignore[method-assign]
+        other.set("k", "new")  # its invalidation hits the bug
+        wait_for(failed.is_set, "the feed received the change")
+        # The failure counts as a lost connection: the tier was emptied, and
+        # serves again only from a new one.
+        wait_for(lambda: feed.connections > connections and serving(cache), "a new connection")
+        assert read_locally(cache, "k") == ("new", True)
+    assert any("invalidation feed" in r.getMessage() for r in caplog.records)

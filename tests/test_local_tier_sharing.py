@@ -65,3 +65,29 @@ def test_a_cache_dropped_without_close_stops_its_feed(redis_url: str) -> None:
     while feed_threads() > threads:
         assert time.monotonic() < deadline, "a dropped cache kept its feed thread"
         time.sleep(0.01)
+
+
+def test_the_tier_evicts_by_its_own_bounds_and_policy(sqlite_url: str) -> None:
+    for policy, frequent_kept in (("lru", False), ("lfu", True)):
+        with Cache(sqlite_url, namespace=policy, local_max_entries=2, local_policy=policy) as c:
+            assert c._local is not None
+
+            def held(key: str, cache: Cache = c) -> bool:
+                assert cache._local is not None
+                return cache._local.get(cache._key(key)) is not None
+
+            for key in ("frequent", "b", "c"):
+                c.set(key, key)
+            for _ in range(5):
+                assert c.get("frequent") == "frequent"  # read often, long ago
+            assert c.get("b") == "b"
+            assert c.get("c") == "c"  # a third entry: one of the other two must go
+            assert len(c._local) == 2
+            assert held("frequent") is frequent_kept, policy
+
+
+def test_a_bad_local_policy_is_refused(sqlite_url: str) -> None:
+    from hotcache import ConfigError
+
+    with pytest.raises(ConfigError, match="local_policy"):
+        Cache(sqlite_url, local_policy="random")

@@ -60,6 +60,7 @@ _FACADE_OPTIONS = frozenset(
         "local_max_entries",
         "local_max_bytes",
         "local_max_age",
+        "local_policy",
         "breaker_threshold",
         "breaker_window",
     }
@@ -85,6 +86,7 @@ class Settings:
     local_max_entries: int
     local_max_bytes: int
     local_max_age: float
+    local_policy: str
     breaker_threshold: int
     breaker_window: float
     backend_options: Mapping[str, Any]
@@ -125,6 +127,7 @@ def resolve_settings(url: str | None, overrides: Mapping[str, Any]) -> Settings:
         local_max_entries=options.get("local_max_entries", 10_000),
         local_max_bytes=options.get("local_max_bytes", 64 << 20),
         local_max_age=options.get("local_max_age", DEFAULT_MAX_AGE),
+        local_policy=options.get("local_policy", "lru"),
         breaker_threshold=options.get("breaker_threshold", 2),
         breaker_window=options.get("breaker_window", 1.0),
         backend_options=backend_options,

@@ -115,6 +115,7 @@ OPTIONS: Mapping[str, Option] = {
     "local_max_entries": Option(_positive_int, _ALL),
     "local_max_bytes": Option(_size, _ALL),
     "local_max_age": Option(_positive_seconds, _ALL),
+    "local_policy": Option(_choice("lru", "lfu", "tinylfu"), _ALL),
     "breaker_threshold": Option(_positive_int, _ALL),
     "breaker_window": Option(_seconds, _ALL),
     # bounded local stores

@@ -108,6 +108,7 @@ def attach(settings: Settings, backend: Any) -> tuple[LocalTier[Any] | None, Fee
                 max_entries=settings.local_max_entries,
                 max_bytes=settings.local_max_bytes,
                 max_age=settings.local_max_age,
+                policy=settings.local_policy,  # type: ignore[arg-type]
                 lock=threading.RLock(),
             )
             shared = _shared[place] = [tier, _feed(place, settings, tier), 0]

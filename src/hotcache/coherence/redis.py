@@ -140,14 +140,20 @@ class RedisTrackingFeed:
     # -- the thread ---------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self._tier.suspend()  # whatever ended the thread, nothing is served unheard
+
+    def _loop(self) -> None:
         down_logged = False
         while not self._stop.is_set():
             try:
                 conn = self._connect()
-            except (OSError, RespError) as exc:
+            except Exception as exc:  # refused, or unexpected: both back off
                 self._tier.suspend()
                 self._tried.set()
-                refused = isinstance(exc, RespError)
+                refused = not isinstance(exc, OSError)
                 if not down_logged:
                     log.warning(
                         "hotcache: invalidations from %s unavailable (%s); the local tier "
@@ -180,6 +186,15 @@ class RedisTrackingFeed:
                         exc,
                     )
                     down_logged = True
+            except Exception:
+                # A bug here must not leave the tier serving with nobody listening:
+                # it is handled as a lost connection (suspend, start over).
+                log.exception(
+                    "hotcache: the invalidation feed from %s failed; the local tier is "
+                    "bypassed until it is back",
+                    self._url.redacted,
+                )
+                down_logged = True
             finally:
                 self._tier.suspend()
                 conn.close()
