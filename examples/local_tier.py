@@ -23,7 +23,8 @@ def worker(commands: multiprocessing.Queue, answers: multiprocessing.Queue) -> N
     with hotcache.Cache(URL) as cache:
         while (command := commands.get()) is not None:
             price = cache.get("price:tea")
-            held = cache._local is not None and cache._local.get(cache._key("price:tea")) is not None
+            local = cache._local  # the tier (internal): does it hold the price now?
+            held = local is not None and local.get(cache._key("price:tea")) is not None
             answers.put((command, price, held))
 
 
