@@ -91,3 +91,27 @@ def test_a_bad_local_policy_is_refused(sqlite_url: str) -> None:
 
     with pytest.raises(ConfigError, match="local_policy"):
         Cache(sqlite_url, local_policy="random")
+
+
+@pytest.mark.timeout(60, method="thread")  # a deadlock ignores signals: end the run
+def test_caches_dropped_in_cycles_never_deadlock_their_registry(sqlite_url: str) -> None:
+    """A cache and its async twin form a cycle: dropped without close(), the
+    cyclic GC runs its finalizer on whatever thread allocates next, possibly
+    inside the registry's own lock. That used to hang this loop."""
+    import gc
+
+    for i in range(300):
+        cache = Cache(sqlite_url, namespace=f"a{i}")
+
+        @cache.cached
+        async def f(x: int) -> int:
+            return x
+
+        del cache, f
+        Cache(sqlite_url, namespace=f"b{i}").close()
+    gc.collect()
+    from hotcache import coherence
+
+    path = sqlite_url.removeprefix("sqlite:///")
+    assert not coherence._pending
+    assert not [place for place in coherence._shared if str(place[1]) == path]  # all detached

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .._core.keys import header
@@ -41,11 +42,19 @@ class Feed(Protocol):
         """Return once every change made before the call has reached the tier."""
         ...
 
+    def ready(self) -> None:
+        """Return once the feed's first attempt to come up is over (briefly bounded)."""
+        ...
+
     def close(self) -> None: ...
 
 
 _shared: dict[tuple[Any, ...], list[Any]] = {}  # place -> [tier, feed, users]
 _lock = threading.Lock()
+# Detaches not applied yet: a cache's finalizer may run (cyclic GC) on a thread
+# that holds ``_lock`` already, so it only queues; whoever holds or next takes
+# the lock applies the queue.
+_pending: deque[LocalTier[Any]] = deque()
 
 
 def _after_fork_in_child() -> None:
@@ -113,19 +122,38 @@ def attach(settings: Settings, backend: Any) -> tuple[LocalTier[Any] | None, Fee
             )
             shared = _shared[place] = [tier, _feed(place, settings, tier), 0]
         shared[2] += 1
-        return shared[0], shared[1]
+        tier, feed = shared[0], shared[1]
+    _apply_pending()
+    feed.ready()  # outside the lock: other caches need not wait for this server
+    return tier, feed
 
 
 def detach(tier: LocalTier[Any]) -> None:
-    """A cache using ``tier`` closed; stop its feed when no cache uses it any more."""
-    with _lock:
-        for place, shared in list(_shared.items()):
-            if shared[0] is tier:
-                shared[2] -= 1
-                if shared[2] <= 0:
-                    del _shared[place]
-                    shared[1].close()
-                return
+    """A cache using ``tier`` closed (or was dropped); stop its feed when no cache
+    uses it any more. Safe to call from a finalizer, whatever the thread holds."""
+    _pending.append(tier)
+    _apply_pending()
+
+
+def _apply_pending() -> None:
+    closing = []
+    while _pending:
+        if not _lock.acquire(blocking=False):
+            break  # the holder applies them once it is done
+        try:
+            while _pending:
+                tier = _pending.popleft()
+                for place, shared in list(_shared.items()):
+                    if shared[0] is tier:
+                        shared[2] -= 1
+                        if shared[2] <= 0:
+                            del _shared[place]
+                            closing.append(shared[1])
+                        break
+        finally:
+            _lock.release()
+    for feed in closing:
+        feed.close()  # outside the lock: it may join a thread
 
 
 def _feed(place: tuple[Any, ...], settings: Settings, tier: LocalTier[Any]) -> Feed:

@@ -73,9 +73,11 @@ class RedisTrackingFeed:
         """Times tracking was (re-)established."""
         self._tried = threading.Event()  # the thread's first attempt is over
         self._start()
-        # A cache made at start-up serves locally from its first call when the
-        # server answers at once; an unreachable one costs at most this wait.
-        self._tried.wait(connect_timeout * 2)
+
+    def ready(self) -> None:
+        """Wait (at most twice the connect timeout) for the first connection: a
+        cache made at start-up then serves locally from its first call."""
+        self._tried.wait(self._timeout * 2)
 
     def _start(self) -> None:
         self._pid = os.getpid()

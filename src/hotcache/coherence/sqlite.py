@@ -46,6 +46,9 @@ class SQLiteFeed:
         self._backend.close()
         self._tier.suspend()
 
+    def ready(self) -> None:
+        """Nothing to wait for: the first read checks the file."""
+
     def barrier(self, timeout: float = 1.0) -> None:
         """Apply every change committed before this call (what a read does first)."""
         self.sync()
