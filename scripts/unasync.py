@@ -29,6 +29,7 @@ RENAMES = {
     "AsyncRunner": "SyncRunner",
     "aclose": "close",
     "async_produce": "sync_produce",
+    "async_blocking": "sync_blocking",
     "make_async_backend": "make_sync_backend",
     "_async": "_sync",
 }

@@ -65,3 +65,37 @@ def test_a_certificate_that_does_not_verify_keeps_the_tier_off(
         # client connects, and nothing is served locally.
         assert not (cache._feed is not None and cache._feed.sync())
         assert cache.set("k", "v") is False and cache.get("k") is None
+
+
+def test_threads_asking_for_barriers_leave_the_tls_session_to_the_feed(
+    tls_server: tuple[RedisServer, int, Path],
+) -> None:
+    """One TLS session must not be used by two threads at once: barriers (every
+    local-only write asks for one) are sent by the feed's own thread."""
+    import threading
+
+    _, port, certs = tls_server
+    url = f"rediss://localhost:{port}/0?ssl_ca_certs={certs / 'ca.pem'}"
+    with Cache(url) as cache, Cache(url, local=False) as other:
+        assert cache._feed is not None and cache._local is not None
+        errors: list[BaseException] = []
+
+        def writer(n: int) -> None:
+            try:
+                for i in range(25):
+                    cache.set(f"mine-{n}-{i}", i, local_only=True)
+                    other.set(f"theirs-{n}", i)
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors
+        assert cache._feed.sync()  # still serving: the session survived
+        assert cache.stats()["errors"] == 0
+        cache._feed.barrier()
+        assert [cache.get(f"theirs-{n}") for n in range(4)] == [24] * 4
+        assert sum(cache.get(f"mine-{n}-24") == 24 for n in range(4)) == 4

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, Union
@@ -17,7 +18,24 @@ T = TypeVar("T")
 AsyncAwaitable = Awaitable[T]
 SyncAwaitable = Union[T]  # noqa: UP007 (a one-member Union is the point)
 
-__all__ = ["AsyncAwaitable", "SyncAwaitable", "async_produce", "sync_produce"]
+__all__ = [
+    "AsyncAwaitable",
+    "SyncAwaitable",
+    "async_blocking",
+    "async_produce",
+    "sync_blocking",
+    "sync_produce",
+]
+
+
+async def async_blocking(call: Callable[[], T]) -> T:
+    """Run a call that blocks (waits on another thread) without stalling the loop."""
+    return await asyncio.to_thread(call)
+
+
+def sync_blocking(call: Callable[[], T]) -> T:
+    """Run a call that blocks, here and now."""
+    return call()
 
 
 async def async_produce(producer: Callable[[], T | Awaitable[T]]) -> T:

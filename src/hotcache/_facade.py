@@ -358,8 +358,9 @@ class CacheBase:
         return Kept(value, meta, size)
 
     def _marker(self, k: str) -> bytes:
-        """Return what the shared tier holds under ``k`` for a local-only entry."""
-        return self._codec.encode(k, b"", _LOCAL_ONLY)
+        """Return what the shared tier holds under ``k`` for a local-only entry:
+        unique, so that reading it back tells this write from any other."""
+        return self._codec.encode(k, os.urandom(8), _LOCAL_ONLY)
 
     def _tag_reads(self, k: str, tags: tuple[str, ...]) -> list[str]:
         """Return the keys one lookup reads: each tag's version key, then ``k``."""
@@ -377,14 +378,13 @@ class CacheBase:
         items: Mapping[str, Payload | None],
         lifetime: float | object | None = UNKNOWN,
         token: int = 0,
-        own: int = 0,
     ) -> None:
         """Record what this call wrote (``None``: deleted), living ``lifetime``
         (``UNKNOWN``: kept from before), in the request scope and the local tier.
 
         ``token`` is ``_token()`` from before the write was sent: the local tier
-        keeps a value only if no change of its key reached it since, other than
-        the ``own`` ones the write itself made (``LocalTier.write``).
+        keeps a value only if no change of its key reached it since
+        (``LocalTier.write``).
         """
         scope = self._scope()
         if scope is not None:
@@ -395,7 +395,7 @@ class CacheBase:
                 if payload is None or lifetime is UNKNOWN:
                     local.invalidate((k,))
                 else:
-                    local.write(k, payload, lifetime, token, own)  # type: ignore[arg-type]
+                    local.write(k, payload, lifetime, token)  # type: ignore[arg-type]
 
     def _forget(self, keys: Iterable[str]) -> None:
         """Drop keys whose stored state this call cannot tell (request scope, local tier)."""

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
-from .._concurrency import AsyncAwaitable, async_produce
+from .._concurrency import AsyncAwaitable, async_blocking, async_produce
 from .._context import TenantResolver
 from .._core import tags as tagging
 from .._core.envelope import SLOW, DecodeError, Kept, Meta
@@ -379,14 +379,17 @@ class AsyncCache(CacheBase):
         if not stored:
             self._forget((k,))
             return False
-        own = 0
         if local_only:
-            # The marker's own change must reach the tier before the value does,
-            # and count as ours: any other change of the key since the token
-            # (another writer's, before or after the marker) keeps it out.
-            self._feed.barrier()
-            own = 1
-        self._remember({k: self._held(value, meta, payload)}, lifetime, token, own)
+            # The feed names changed keys, it does not count changes (Redis sends
+            # a key once per pass of its event loop, however often it changed):
+            # once the marker's own change is in, read the marker back, and keep
+            # the value only if it is still there and nothing changed it since.
+            await async_blocking(self._feed.barrier)  # a round trip on the feed's thread
+            token = self._token()
+            if await self._call(None, self._backend.get, k) != sent:
+                self._forget((k,))  # another writer came after the marker
+                return True
+        self._remember({k: self._held(value, meta, payload)}, lifetime, token)
         return True
 
     async def _versions(
@@ -509,7 +512,8 @@ class AsyncCache(CacheBase):
         lifetime = resolve_ttl(ttl, self._default_ttl)
         if lifetime == 0:
             return await self._delete(k)
-        self._forget((k,))  # a local copy must not outlive a shortened lifetime
+        if self._local is not None:  # its copy must not outlive a shortened lifetime
+            self._local.invalidate((k,))
         return await self._call(False, self._backend.touch, k, lifetime)
 
     async def incr(self, key: KeyLike, delta: int = 1, *, ttl: float | None = None) -> int:

@@ -86,8 +86,10 @@ class LocalTier(Generic[V]):
             clock=clock,
             lock=self._lock,
         )
-        self._seq = 0  # bumped by every invalidation, write and flush
-        self._floor = 0  # tokens below this may have missed an invalidation
+        # Bumped by every invalidation, write and flush; never back (a token taken
+        # before a reset must not pass the checks after it).
+        self._seq = getattr(self, "_seq", 0) + 1
+        self._floor = self._seq  # tokens below this may have missed an invalidation
         self._log: deque[tuple[int, str]] = deque()
         self.serving = False
 
@@ -124,8 +126,9 @@ class LocalTier(Generic[V]):
                 if key in racing or (left is not None and left <= 0):
                     continue
                 ttl = self.max_age if left is None else min(left, self.max_age)
-                self._store.set(key, value, size=self._size_of(value), ttl=ttl)
-                kept += 1
+                # An entry there already is current too (nothing invalidated it),
+                # and may be newer: a local-only value written since the read.
+                kept += self._store.add(key, value, size=self._size_of(value), ttl=ttl)
         return kept
 
     def _invalidated_since(self, token: int) -> set[str] | frozenset[str]:
@@ -138,30 +141,20 @@ class LocalTier(Generic[V]):
             racing.add(key)
         return racing
 
-    def _changes_since(self, token: int, key: str) -> int:
-        count = 0
-        for seq, logged in reversed(self._log):
-            if seq <= token:
-                break
-            count += logged == key
-        return count
-
     # -- changes --------------------------------------------------------------------
 
-    def write(
-        self, key: str, value: V, ttl: float | None, token: int | None = None, own: int = 0
-    ) -> None:
+    def write(self, key: str, value: V, ttl: float | None, token: int | None = None) -> None:
         """Replace the local copy after this process wrote ``key`` to the shared tier.
 
         ``token`` was taken before the write was sent: if the feed has since
-        reported changes of ``key`` other than the ``own`` ones this write made
-        itself, another writer may have come after it, so the copy is dropped
-        instead (``None``: unconditionally, for a tier with no feed).
+        reported a change of ``key`` (maybe the write's own, maybe another
+        writer's after it: the feed cannot tell), the copy is dropped instead
+        (``None``: unconditionally, for a tier with no feed).
         """
         with self._lock:
             keep = self.serving and (ttl is None or ttl > 0)
             if token is not None and keep:
-                keep = token >= self._floor and self._changes_since(token, key) == own
+                keep = token >= self._floor and key not in self._invalidated_since(token)
             self._note(key)
             if keep:
                 limit = self.max_age if ttl is None else min(ttl, self.max_age)

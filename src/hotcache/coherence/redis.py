@@ -67,6 +67,7 @@ class RedisTrackingFeed:
         # One waiter per PING in flight, in order: None for the thread's own
         # probe, an Event for a barrier(). Replies come back in the same order.
         self._pings: deque[threading.Event | None] = deque()
+        self._queued: deque[threading.Event] = deque()  # barriers the thread is to send
         self._send_lock = threading.Lock()
         self._fork_lock = threading.Lock()
         self.connections = 0
@@ -100,6 +101,7 @@ class RedisTrackingFeed:
         on a connection of its own (the parent's is left to the parent)."""
         self._conn = None
         self._pings = deque()
+        self._queued = deque()
         self._send_lock = threading.Lock()
         self._fork_lock = threading.Lock()
 
@@ -114,16 +116,26 @@ class RedisTrackingFeed:
         if conn is None or not self._tier.serving:
             return
         done = threading.Event()
-        try:
-            self._ping(conn, done)
-        except OSError:
-            return
+        if conn.tls:
+            # One TLS session must not be used by two threads at once: the
+            # thread sends this PING itself, woken to do so.
+            self._queued.append(done)
+            conn.wake()
+        else:
+            try:
+                self._ping(conn, done)
+            except OSError:
+                return
         done.wait(timeout)
 
     def _ping(self, conn: RespConnection, waiter: threading.Event | None) -> None:
         with self._send_lock:
             self._pings.append(waiter)
-            conn.send("PING")
+            try:
+                conn.send("PING")
+            except BaseException:
+                self._pings.pop()  # no reply will come for it
+                raise
 
     def covers(self, key: str) -> bool:
         """Return True if changes of ``key`` reach this feed."""
@@ -134,7 +146,10 @@ class RedisTrackingFeed:
         self._stop.set()
         conn = self._conn
         if conn is not None:
-            conn.close()
+            if conn.tls:
+                conn.wake()  # the thread closes its own TLS session
+            else:
+                conn.close()  # wakes the thread's blocking read
         if self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
         self._tier.suspend()
@@ -202,10 +217,11 @@ class RedisTrackingFeed:
                 conn.close()
                 self._conn = None
                 with self._send_lock:
-                    for waiter in self._pings:
+                    for waiter in (*self._pings, *self._queued):
                         if waiter is not None:
                             waiter.set()  # the tier is bypassed now: nothing to wait for
                     self._pings.clear()
+                    self._queued.clear()
 
     def _connect(self) -> RespConnection:
         url = self._url
@@ -241,6 +257,8 @@ class RedisTrackingFeed:
         conn.listen(PING_EVERY)
         pinged_at: float | None = None
         while not self._stop.is_set():
+            while self._queued:  # barriers on a TLS connection: sent from here
+                self._ping(conn, self._queued.popleft())
             if conn.wait():
                 message = conn.read()
                 if isinstance(message, Push):

@@ -9,10 +9,13 @@ and reading replies and pushes.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import select
 import socket
 import ssl
 import struct
+import threading
 from typing import Any
 
 __all__ = ["Push", "RespConnection", "RespError"]
@@ -33,6 +36,9 @@ class RespConnection:
         self._sock = sock
         self._buf = bytearray()
         self._interval = 1.0
+        self.tls = isinstance(sock, ssl.SSLSocket)
+        self._wake_r = self._wake_w = -1  # TLS: lets other threads wake ``wait``
+        self._wake_lock = threading.Lock()
 
     @classmethod
     def open(
@@ -77,7 +83,9 @@ class RespConnection:
         need the Python timeout: they keep the poll.)
         """
         self._interval = interval
-        if isinstance(self._sock, ssl.SSLSocket):
+        if self.tls:
+            self._wake_r, self._wake_w = os.pipe()
+            os.set_blocking(self._wake_r, False)
             return
         self._sock.settimeout(None)
         usec = struct.pack("ll", int(interval), int(interval % 1 * 1e6))
@@ -90,9 +98,13 @@ class RespConnection:
         if self._buf:
             return True
         # Under TLS, what was decrypted already is not the socket's to tell.
-        if isinstance(self._sock, ssl.SSLSocket) and not self._sock.pending():
-            ready, _, _ = select.select([self._sock], [], [], self._interval)
-            if not ready:
+        if self.tls and not self._sock.pending():  # type: ignore[attr-defined]
+            fd = self._sock.fileno()
+            ready, _, _ = select.select([fd, self._wake_r], [], [], self._interval)
+            if self._wake_r in ready:
+                with contextlib.suppress(OSError):
+                    os.read(self._wake_r, 4096)
+            if fd not in ready:
                 return False
         try:
             self._fill()
@@ -170,8 +182,21 @@ class RespConnection:
             raise ConnectionError("the server closed the connection")
         self._buf += chunk
 
+    def wake(self) -> None:
+        """Make the listening thread's ``wait`` return (TLS only: other threads
+        must not touch the session, so they ask that thread to act)."""
+        with self._wake_lock, contextlib.suppress(OSError):
+            if self._wake_w >= 0:  # not closed (its number may belong to another file)
+                os.write(self._wake_w, b"!")
+
     def close(self) -> None:
         """Close the socket, waking a thread blocked reading it."""
+        with self._wake_lock:
+            for fd in (self._wake_r, self._wake_w):
+                if fd >= 0:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+            self._wake_r = self._wake_w = -1
         try:
             self._sock.shutdown(socket.SHUT_RDWR)
         except OSError:
