@@ -27,6 +27,8 @@ SYNC_DIR = ROOT / "src" / "hotcache" / "_sync"
 RENAMES = {
     "AsyncCache": "Cache",
     "AsyncRunner": "SyncRunner",
+    "AsyncFlights": "SyncFlights",
+    "AsyncEvent": "SyncEvent",
     "aclose": "close",
     "async_produce": "sync_produce",
     "async_blocking": "sync_blocking",

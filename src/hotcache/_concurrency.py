@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, Union
 
@@ -18,9 +19,15 @@ T = TypeVar("T")
 AsyncAwaitable = Awaitable[T]
 SyncAwaitable = Union[T]  # noqa: UP007 (a one-member Union is the point)
 
+# What a waiter waits on: an event of the loop, or of the threads.
+AsyncEvent = asyncio.Event
+SyncEvent = threading.Event
+
 __all__ = [
     "AsyncAwaitable",
+    "AsyncEvent",
     "SyncAwaitable",
+    "SyncEvent",
     "async_blocking",
     "async_produce",
     "sync_blocking",

@@ -12,8 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from ._async.cache import AsyncCache
+from ._async.flight import AsyncFlights
 from ._facade import in_process_reader
 from ._sync.cache import Cache
+from ._sync.flight import SyncFlights
 from .backends.factory import make_sync_backend
 from .backends.offload import AsyncOffload
 
@@ -26,6 +28,7 @@ def _twin(cache: Any, kind: Any, backend: Any) -> Any:
     twin._backend = backend
     twin._in_process = in_process_reader(backend)
     twin._twin = cache
+    twin._flights = AsyncFlights() if kind is AsyncCache else SyncFlights()  # its own waiting
     return twin
 
 

@@ -19,6 +19,7 @@ from .._facade import CacheBase, Payload, in_process_reader, resolve_settings
 from ..backends.factory import make_async_backend
 from ..coherence import attach, detach
 from .backend import AsyncBackend
+from .flight import RETRY, AsyncFlights
 
 __all__ = ["AsyncCache"]
 
@@ -54,6 +55,7 @@ class AsyncCache(CacheBase):
         self._custom = backend is not None
         self._backend = backend or make_async_backend(self.settings)
         self._in_process = in_process_reader(self._backend)
+        self._flights = AsyncFlights()
         # A backend given as an object may be anything: no tier without a known feed.
         self._local, self._feed = (
             (None, None) if self._custom else attach(self.settings, self._backend)
@@ -570,16 +572,42 @@ class AsyncCache(CacheBase):
         lifetime = self._spread(resolve_ttl(ttl, self._default_ttl), jitter)
         tag_names = tagging.validate_tags(tags) if tags else ()
         k = self._key(key)
-        value, versions = await self._lookup(k, tag_names, self._tag_reads(k, tag_names))
-        if value is not MISSING:
+        reads = self._tag_reads(k, tag_names)
+        while True:
+            seen = self._flights.landings
+            value, versions = await self._lookup(k, tag_names, reads)
+            if value is not MISSING:
+                return value
+            value = await self._fill(
+                k, seen, producer, versions, lifetime, tag_names, local_only=local_only
+            )
+            if value is not RETRY:
+                return value
+
+    async def _fill(
+        self,
+        k: str,
+        seen: int,
+        producer: Callable[[], Any],
+        versions: dict[str, int | None] | None,
+        lifetime: float | None,
+        tags: tuple[str, ...],
+        *,
+        local_only: bool = False,
+    ) -> Any:
+        """After a miss: run ``producer`` and store its result, once for every
+        concurrent miss of ``k`` in this process (``RETRY``: look again)."""
+
+        async def produce() -> Any:
+            claimed = await self._claim(k, tags, versions, lifetime)
+            value = await async_produce(producer)
+            # A read that failed says the write would fail too: one call pays at
+            # most one timeout.
+            if claimed is not None:
+                await self._store(k, value, lifetime, tags, claimed, local_only=local_only)
             return value
-        versions = await self._claim(k, tag_names, versions, lifetime)
-        value = await async_produce(producer)
-        # A read that failed says the write would fail too: one call pays at most
-        # one timeout.
-        if versions is not None:
-            await self._store(k, value, lifetime, tag_names, versions, local_only=local_only)
-        return value
+
+        return await self._flights.run(k, seen, produce)
 
     async def write_through(
         self,

@@ -11,6 +11,7 @@ from .._core.missing import MISSING
 from .._decorator import PLAIN_TYPES, CachedError, CallSpec
 from .._errors import SerializationError
 from .cache import AsyncCache
+from .flight import RETRY
 
 __all__ = ["AsyncRunner"]
 
@@ -55,12 +56,35 @@ class AsyncRunner:
                 self._plans[args] = (k, tags, reads)
         else:
             k, tags, reads = plan
-        value, versions = await self.face._lookup(k, tags, reads)
-        if value is MISSING:
+        face = self.face
+        while True:
+            seen = face._flights.landings
+            value, versions = await face._lookup(k, tags, reads)
+            if value is MISSING:
+                value = await self._miss(k, tags, versions, args, kwargs, seen)
+                if value is RETRY:
+                    continue
+                return value
+            if type(value) is CachedError:
+                raise value.error
+            return value
+
+    async def _miss(
+        self,
+        k: str,
+        tags: tuple[str, ...],
+        versions: dict[str, int | None] | None,
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+        seen: int,
+    ) -> Any:
+        """Run the call once for every concurrent miss of it in this process (a
+        method of its own: a closure in ``call`` would slow every warm call)."""
+
+        async def produce() -> Any:
             return await self._produce(k, tags, versions, args, kwargs)
-        if type(value) is CachedError:
-            raise value.error
-        return value
+
+        return await self.face._flights.run(k, seen, produce)
 
     async def _produce(
         self,

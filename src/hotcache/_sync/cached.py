@@ -12,6 +12,7 @@ from .._core.missing import MISSING
 from .._decorator import PLAIN_TYPES, CachedError, CallSpec
 from .._errors import SerializationError
 from .cache import Cache
+from .flight import RETRY
 
 __all__ = ["SyncRunner"]
 
@@ -56,12 +57,35 @@ class SyncRunner:
                 self._plans[args] = (k, tags, reads)
         else:
             k, tags, reads = plan
-        value, versions = self.face._lookup(k, tags, reads)
-        if value is MISSING:
+        face = self.face
+        while True:
+            seen = face._flights.landings
+            value, versions = face._lookup(k, tags, reads)
+            if value is MISSING:
+                value = self._miss(k, tags, versions, args, kwargs, seen)
+                if value is RETRY:
+                    continue
+                return value
+            if type(value) is CachedError:
+                raise value.error
+            return value
+
+    def _miss(
+        self,
+        k: str,
+        tags: tuple[str, ...],
+        versions: dict[str, int | None] | None,
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+        seen: int,
+    ) -> Any:
+        """Run the call once for every concurrent miss of it in this process (a
+        method of its own: a closure in ``call`` would slow every warm call)."""
+
+        def produce() -> Any:
             return self._produce(k, tags, versions, args, kwargs)
-        if type(value) is CachedError:
-            raise value.error
-        return value
+
+        return self.face._flights.run(k, seen, produce)
 
     def _produce(
         self,
