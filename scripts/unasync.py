@@ -32,6 +32,8 @@ RENAMES = {
     "aclose": "close",
     "async_produce": "sync_produce",
     "async_blocking": "sync_blocking",
+    "async_sleep": "sync_sleep",
+    "AsyncLock": "SyncLock",
     "make_async_backend": "make_sync_backend",
     "_async": "_sync",
 }

@@ -7,6 +7,7 @@ SQLite file (the default), Redis, or ``null://``. See the README.
 from __future__ import annotations
 
 from ._async.cache import AsyncCache
+from ._async.lock import AsyncLock
 from ._core.freshness import FOREVER
 from ._core.keys import KeyLike
 from ._core.missing import MISSING
@@ -17,15 +18,18 @@ from ._errors import (
     BackendUnavailable,
     CacheError,
     ConfigError,
+    LockLost,
     LockTimeout,
     SerializationError,
 )
 from ._sync.cache import Cache
+from ._sync.lock import SyncLock as Lock
 
 __all__ = [
     "FOREVER",
     "MISSING",
     "AsyncCache",
+    "AsyncLock",
     "BackendError",
     "BackendTimeout",
     "BackendUnavailable",
@@ -33,6 +37,8 @@ __all__ = [
     "CacheError",
     "ConfigError",
     "KeyLike",
+    "Lock",
+    "LockLost",
     "LockTimeout",
     "SerializationError",
     "Serializer",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, Union
 
@@ -22,6 +23,9 @@ SyncAwaitable = Union[T]  # noqa: UP007 (a one-member Union is the point)
 # What a waiter waits on: an event of the loop, or of the threads.
 AsyncEvent = asyncio.Event
 SyncEvent = threading.Event
+# How a waiter pauses: yielding to the loop, or blocking the thread.
+async_sleep = asyncio.sleep
+sync_sleep = time.sleep
 
 __all__ = [
     "AsyncAwaitable",
@@ -30,8 +34,10 @@ __all__ = [
     "SyncEvent",
     "async_blocking",
     "async_produce",
+    "async_sleep",
     "sync_blocking",
     "sync_produce",
+    "sync_sleep",
 ]
 
 

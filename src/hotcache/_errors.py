@@ -22,6 +22,7 @@ __all__ = [
     "BackendUnavailable",
     "CacheError",
     "ConfigError",
+    "LockLost",
     "LockTimeout",
     "SerializationError",
 ]
@@ -53,3 +54,8 @@ class BackendTimeout(BackendError, TimeoutError):
 
 class LockTimeout(CacheError):
     """A lock or lease could not be acquired within the wait limit."""
+
+
+class LockLost(CacheError):
+    """A lock expired while held (another owner may have taken it since): the
+    work done under it was not exclusive. Extend long-held locks in time."""

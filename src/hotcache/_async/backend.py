@@ -50,6 +50,14 @@ class AsyncBackend(Protocol):
 
     async def touch(self, key: str, ttl: float | None) -> bool: ...
 
+    async def delete_if(self, key: str, value: bytes) -> bool:
+        """Delete ``key`` only if it holds exactly ``value``, atomically; True if it did."""
+        ...
+
+    async def touch_if(self, key: str, value: bytes, ttl: float) -> bool:
+        """Give ``key`` ``ttl`` seconds from now only if it holds exactly ``value``."""
+        ...
+
     async def ttl(self, key: str) -> float | None:
         """Return seconds left, ``math.inf`` without expiry, ``None`` if absent."""
         ...

@@ -12,10 +12,12 @@ from typing import Any, cast
 
 from .._url import ParsedURL
 from ..backends.redis import (
+    DELETE_IF,
     DRIVER_ERRORS,
     GET_WITH_PTTL,
     INCR_WITH_TTL,
     PERSIST_IF_EXISTS,
+    TOUCH_IF,
     AsyncDriver,
     announcement,
     invalidation_channel,
@@ -42,6 +44,8 @@ class AsyncRedisBackend:
         self._incr_ttl = self.client.register_script(INCR_WITH_TTL)
         self._persist = self.client.register_script(PERSIST_IF_EXISTS)
         self._get_with_pttl = self.client.register_script(GET_WITH_PTTL)
+        self._delete_if = self.client.register_script(DELETE_IF)
+        self._touch_if = self.client.register_script(TOUCH_IF)
 
     # The hot calls translate errors in ``except`` rather than under ``with
     # map_exceptions()``: entering a generator context manager costs about a
@@ -106,6 +110,14 @@ class AsyncRedisBackend:
             if ttl is None:
                 return bool(await self._persist(keys=[key]))
             return bool(await self.client.pexpire(key, milliseconds(ttl)))
+
+    async def delete_if(self, key: str, value: bytes) -> bool:
+        with map_exceptions():
+            return bool(await self._delete_if(keys=[key], args=[value]))
+
+    async def touch_if(self, key: str, value: bytes, ttl: float) -> bool:
+        with map_exceptions():
+            return bool(await self._touch_if(keys=[key], args=[value, milliseconds(ttl)]))
 
     async def ttl(self, key: str) -> float | None:
         with map_exceptions():

@@ -27,6 +27,7 @@ __all__ = [
     "glob_escape",
     "header",
     "key_text",
+    "lock_key",
     "namespace_pattern",
     "tag_key",
     "tenant_pattern",
@@ -140,6 +141,17 @@ class KeyEncoder:
 
 
 _tag_keys: dict[tuple[str, str], str] = {}
+
+
+def lock_key(header: str, name: str) -> str:
+    """Return the backend key of the lock ``name`` under ``header``: ``#k:`` (or
+    ``#K:`` and a digest when long) keeps it apart from every entry and tag key."""
+    if not isinstance(name, str) or not name:
+        raise ValueError("a lock name must be a non-empty str")
+    raw = name.encode("utf-8", "surrogatepass")
+    if len(raw) + len(header) + 3 <= MAX_KEY_BYTES:
+        return f"{header}#k:{name}"
+    return f"{header}#K:{hashlib.sha256(raw).hexdigest()[:40]}"
 
 
 def tag_key(key: str, tag: str) -> str:

@@ -49,6 +49,14 @@ class SyncBackend(Protocol):
 
     def touch(self, key: str, ttl: float | None) -> bool: ...
 
+    def delete_if(self, key: str, value: bytes) -> bool:
+        """Delete ``key`` only if it holds exactly ``value``, atomically; True if it did."""
+        ...
+
+    def touch_if(self, key: str, value: bytes, ttl: float) -> bool:
+        """Give ``key`` ``ttl`` seconds from now only if it holds exactly ``value``."""
+        ...
+
     def ttl(self, key: str) -> float | None:
         """Return seconds left, ``math.inf`` without expiry, ``None`` if absent."""
         ...

@@ -13,14 +13,15 @@ from .._context import TenantResolver
 from .._core import tags as tagging
 from .._core.envelope import SLOW, DecodeError, Kept, Meta
 from .._core.freshness import resolve_ttl
-from .._core.keys import KeyLike, key_text, tag_key
+from .._core.keys import KeyLike, key_text, lock_key, tag_key
 from .._core.missing import MISSING, Missing
-from .._errors import BackendError, BackendUnavailable
+from .._errors import BackendError, BackendUnavailable, ConfigError
 from .._facade import CacheBase, Payload, in_process_reader, resolve_settings
 from ..backends.factory import make_sync_backend
 from ..coherence import attach, detach
 from .backend import SyncBackend
 from .flight import RETRY, SyncFlights
+from .lock import SyncLock
 
 __all__ = ["Cache"]
 
@@ -637,6 +638,40 @@ class Cache(CacheBase):
             raise
         self._store(k, value, lifetime, tag_names)
         return value
+
+    def lock(
+        self,
+        name: str,
+        *,
+        timeout: float = 10.0,
+        blocking: bool = True,
+        blocking_timeout: float | None = None,
+    ) -> SyncLock:
+        """Return a lock named ``name`` (in this cache's namespace and tenant),
+        shared by every thread, task and process using the same store.
+
+        ``async with cache.lock("nightly-report"):`` waits for the lock, holds it
+        for the block and releases it. The lock expires ``timeout`` seconds after
+        it was taken (or last extended), so a holder that dies cannot keep it;
+        a holder that needs longer calls ``extend()``. ``blocking=False`` tries
+        once; ``blocking_timeout`` bounds the wait (``LockTimeout`` when the
+        block could not take it). See ``docs/stampede.md``.
+
+        Raises:
+            ValueError: a bad name or timeout.
+            ConfigError: ``null://``, which keeps nothing, cannot hold a lock.
+        """
+        if self.settings.url.scheme == "null" and not self._custom:
+            raise ConfigError("null:// keeps nothing and cannot hold a lock; use a real store")
+        key = lock_key(self._space.encoder().header, name)
+        return SyncLock(
+            self,
+            key,
+            name,
+            timeout=timeout,
+            blocking=blocking,
+            blocking_timeout=blocking_timeout,
+        )
 
     def clear(self) -> int:
         """Delete every entry of this cache's namespace (batched SCAN, never FLUSHDB).

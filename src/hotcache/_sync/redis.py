@@ -16,7 +16,9 @@ from ..backends.redis import (
     DRIVER_ERRORS,
     GET_WITH_PTTL,
     INCR_WITH_TTL,
+    DELETE_IF,
     PERSIST_IF_EXISTS,
+    TOUCH_IF,
     SyncDriver,
     announcement,
     invalidation_channel,
@@ -43,6 +45,8 @@ class SyncRedisBackend:
         self._incr_ttl = self.client.register_script(INCR_WITH_TTL)
         self._persist = self.client.register_script(PERSIST_IF_EXISTS)
         self._get_with_pttl = self.client.register_script(GET_WITH_PTTL)
+        self._delete_if = self.client.register_script(DELETE_IF)
+        self._touch_if = self.client.register_script(TOUCH_IF)
 
     # The hot calls translate errors in ``except`` rather than under ``with
     # map_exceptions()``: entering a generator context manager costs about a
@@ -103,6 +107,14 @@ class SyncRedisBackend:
             if ttl is None:
                 return bool(self._persist(keys=[key]))
             return bool(self.client.pexpire(key, milliseconds(ttl)))
+
+    def delete_if(self, key: str, value: bytes) -> bool:
+        with map_exceptions():
+            return bool(self._delete_if(keys=[key], args=[value]))
+
+    def touch_if(self, key: str, value: bytes, ttl: float) -> bool:
+        with map_exceptions():
+            return bool(self._touch_if(keys=[key], args=[value, milliseconds(ttl)]))
 
     def ttl(self, key: str) -> float | None:
         with map_exceptions():

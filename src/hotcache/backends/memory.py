@@ -154,6 +154,14 @@ class MemoryBackend:
     def touch(self, key: str, ttl: float | None) -> bool:
         return self._store.touch(key, ttl)
 
+    def delete_if(self, key: str, value: bytes) -> bool:
+        with self._lock:
+            return self._store.peek(key) == value and self._store.delete(key)
+
+    def touch_if(self, key: str, value: bytes, ttl: float) -> bool:
+        with self._lock:
+            return self._store.peek(key) == value and self._store.touch(key, ttl)
+
     def ttl(self, key: str) -> float | None:
         with self._lock:
             try:

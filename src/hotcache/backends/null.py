@@ -40,6 +40,12 @@ class NullBackend:
     def touch(self, key: str, ttl: float | None) -> bool:
         return False
 
+    def delete_if(self, key: str, value: bytes) -> bool:
+        return False
+
+    def touch_if(self, key: str, value: bytes, ttl: float) -> bool:
+        return False
+
     def ttl(self, key: str) -> float | None:
         return None
 

@@ -65,6 +65,12 @@ class AsyncOffload:
     async def touch(self, key: str, ttl: float | None) -> bool:
         return await self._run(self.sync.touch, key, ttl)
 
+    async def delete_if(self, key: str, value: bytes) -> bool:
+        return await self._run(self.sync.delete_if, key, value)
+
+    async def touch_if(self, key: str, value: bytes, ttl: float) -> bool:
+        return await self._run(self.sync.touch_if, key, value, ttl)
+
     async def ttl(self, key: str) -> float | None:
         return await self._run(self.sync.ttl, key)
 

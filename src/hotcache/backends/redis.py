@@ -65,6 +65,17 @@ return out
 """
 
 # PERSIST answers 0 for a key that exists without a ttl; touch must answer 1.
+# pcall: a key holding a hash (WRONGTYPE for GET) simply does not match.
+DELETE_IF = """
+if redis.pcall('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+TOUCH_IF = """
+if redis.pcall('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
 PERSIST_IF_EXISTS = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('PERSIST', KEYS[1])

@@ -78,6 +78,8 @@ END;
 
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 _GET = f"SELECT value, kind FROM hc_entries WHERE key = ? AND {_LIVE}"
+# A live plain value equal to the one given (delete_if, touch_if).
+_HOLDING = f"key = ? AND value = ? AND kind = {PLAIN} AND {_LIVE}"
 _UPSERT = (
     "INSERT INTO hc_entries (key, value, kind, expires_at, stored_at, size) "
     "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
@@ -382,6 +384,17 @@ class SQLiteBackend:
         with self._write() as conn:
             sql = f"UPDATE hc_entries SET expires_at = ? WHERE key = ? AND {_LIVE}"
             return conn.execute(sql, (expires, key, now)).rowcount > 0
+
+    def delete_if(self, key: str, value: bytes) -> bool:
+        with self._write() as conn:
+            sql = f"DELETE FROM hc_entries WHERE {_HOLDING}"
+            return conn.execute(sql, (key, value, time.time())).rowcount > 0
+
+    def touch_if(self, key: str, value: bytes, ttl: float) -> bool:
+        now = time.time()
+        with self._write() as conn:
+            sql = f"UPDATE hc_entries SET expires_at = ? WHERE {_HOLDING}"
+            return conn.execute(sql, (now + ttl, key, value, now)).rowcount > 0
 
     def ttl(self, key: str) -> float | None:
         now = time.time()

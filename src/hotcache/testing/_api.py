@@ -318,6 +318,28 @@ class ApiTests:
         assert hc.cache.get("d") == -workers * rounds
 
     @needs_storage
+    def test_backend_deletes_and_touches_only_the_value_it_is_told(self, hc: Harness) -> None:
+        c = hc.cache
+        key, other = c.key("lock"), c.key("other")
+        backend = Face(c.cache._backend, hc.session.loop)  # type: ignore[arg-type]
+        assert backend.set(key, b"mine", 60)
+        assert not backend.delete_if(key, b"theirs")
+        assert not backend.touch_if(key, b"theirs", LONG)
+        left = backend.ttl(key)
+        assert left is not None and left <= 60
+        assert backend.touch_if(key, b"mine", LONG)
+        left = backend.ttl(key)
+        assert left is not None and 60 < left <= LONG
+        assert backend.delete_if(key, b"mine")
+        assert backend.get(key) is None
+        assert not backend.delete_if(key, b"mine")  # absent: nothing to delete
+        assert not backend.touch_if(key, b"mine", LONG)
+        c.hset("hash", "f", 1)  # a hash never equals a value
+        assert not backend.delete_if(c.key("hash"), b"")
+        assert backend.set(other, b"x", 60) and not backend.delete_if(other, b"x2")
+        assert backend.get(other) == b"x"
+
+    @needs_storage
     def test_backend_reads_values_with_their_ttl(self, hc: Harness) -> None:
         c = hc.cache
         c.set("short", "s", ttl=LONG)
