@@ -44,6 +44,7 @@ Payload = bytes | Kept  # what a read hands the codec: stored bytes, or a local 
 _LOCAL_ONLY = Meta(tags=LOCAL_ONLY_CARRIED)
 
 DEFAULT_NAMESPACE = "hc"
+DEFAULT_LEASE_TIMEOUT = 10.0  # how long a producer may hold a key's lease across processes
 _FACADE_OPTIONS = frozenset(
     {
         "namespace",
@@ -57,6 +58,8 @@ _FACADE_OPTIONS = frozenset(
         "jitter",
         "local",
         "serialize_local",
+        "lease_timeout",
+        "lease_wait",
         "local_max_entries",
         "local_max_bytes",
         "local_max_age",
@@ -81,6 +84,8 @@ class Settings:
     secret: str | bytes | None
     on_error: str
     jitter: float
+    lease_timeout: float
+    lease_wait: float | None
     local: bool
     serialize_local: bool
     local_max_entries: int
@@ -122,6 +127,8 @@ def resolve_settings(url: str | None, overrides: Mapping[str, Any]) -> Settings:
         secret=options.get("secret"),
         on_error=options.get("on_error", "open"),
         jitter=options.get("jitter", DEFAULT_JITTER),
+        lease_timeout=options.get("lease_timeout", DEFAULT_LEASE_TIMEOUT),
+        lease_wait=options.get("lease_wait"),
         local=options.get("local", True),
         serialize_local=options.get("serialize_local", True),
         local_max_entries=options.get("local_max_entries", 10_000),

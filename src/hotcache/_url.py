@@ -110,6 +110,8 @@ OPTIONS: Mapping[str, Option] = {
     "secret": Option(_text, _ALL, secret=True),
     "on_error": Option(_choice("open", "raise"), _ALL),
     "jitter": Option(_fraction, _ALL),
+    "lease_timeout": Option(_seconds, _ALL),
+    "lease_wait": Option(_seconds, _ALL),
     "local": Option(_bool, _ALL),
     "serialize_local": Option(_bool, _ALL),
     "local_max_entries": Option(_positive_int, _ALL),

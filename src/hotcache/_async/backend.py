@@ -50,6 +50,13 @@ class AsyncBackend(Protocol):
 
     async def touch(self, key: str, ttl: float | None) -> bool: ...
 
+    async def set_fenced(
+        self, key: str, value: bytes, ttl: float | None, lease: str, token: bytes
+    ) -> bool:
+        """Store ``value`` and delete the lease key ``lease``, atomically, only if
+        ``lease`` holds exactly ``token``; True if stored."""
+        ...
+
     async def delete_if(self, key: str, value: bytes) -> bool:
         """Delete ``key`` only if it holds exactly ``value``, atomically; True if it did."""
         ...

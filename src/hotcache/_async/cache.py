@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import random
+import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
-from .._concurrency import AsyncAwaitable, async_blocking, async_produce
+from .._concurrency import AsyncAwaitable, async_blocking, async_produce, async_sleep
 from .._context import TenantResolver
 from .._core import tags as tagging
 from .._core.envelope import SLOW, DecodeError, Kept, Meta
 from .._core.freshness import resolve_ttl
-from .._core.keys import KeyLike, key_text, lock_key, tag_key
+from .._core.keys import KeyLike, key_text, lease_key, lock_key, tag_key
 from .._core.missing import MISSING, Missing
 from .._errors import BackendError, BackendUnavailable, ConfigError
 from .._facade import CacheBase, Payload, in_process_reader, resolve_settings
@@ -20,7 +23,7 @@ from ..backends.factory import make_async_backend
 from ..coherence import attach, detach
 from .backend import AsyncBackend
 from .flight import RETRY, AsyncFlights
-from .lock import AsyncLock
+from .lock import FIRST_POLL, LAST_POLL, AsyncLock
 
 __all__ = ["AsyncCache"]
 
@@ -57,6 +60,10 @@ class AsyncCache(CacheBase):
         self._backend = backend or make_async_backend(self.settings)
         self._in_process = in_process_reader(self._backend)
         self._flights = AsyncFlights()
+        # Leases across processes: only a store other processes share needs them.
+        self._leases = self.settings.lease_timeout > 0 and bool(
+            getattr(self._backend, "remote", False)
+        )
         # A backend given as an object may be anything: no tier without a known feed.
         self._local, self._feed = (
             (None, None) if self._custom else attach(self.settings, self._backend)
@@ -349,10 +356,12 @@ class AsyncCache(CacheBase):
         *,
         nx: bool = False,
         local_only: bool = False,
+        fence: tuple[str, bytes] | None = None,
     ) -> bool:
         """Encode and write one entry, carrying ``tags`` at ``versions`` (read if absent).
 
         ``local_only``: the shared tier gets a marker, the local tier the entry.
+        ``fence``: (lease key, token): written only while that lease is ours.
         """
         local_only = local_only and self._in_process is None  # memory:// is local already
         # Encoded first, so a value that cannot be is refused before anything is
@@ -378,7 +387,10 @@ class AsyncCache(CacheBase):
         if local_only:
             self._feed.sync()  # caught up first: a later catch-up would void the token
         token = self._token()
-        stored = await self._call(False, self._backend.set, k, sent, lifetime, nx=nx)
+        if fence is None:
+            stored = await self._call(False, self._backend.set, k, sent, lifetime, nx=nx)
+        else:
+            stored = await self._call(False, self._backend.set_fenced, k, sent, lifetime, *fence)
         if not stored:
             self._forget((k,))
             return False
@@ -601,14 +613,76 @@ class AsyncCache(CacheBase):
 
         async def produce() -> Any:
             claimed = await self._claim(k, tags, versions, lifetime)
-            value = await async_produce(producer)
             # A read that failed says the write would fail too: one call pays at
             # most one timeout.
-            if claimed is not None:
-                await self._store(k, value, lifetime, tags, claimed, local_only=local_only)
+            if claimed is None:
+                return await async_produce(producer)
+            fence, found = await self._lease(k, tags)
+            if found is not MISSING:
+                return found  # another process produced it meanwhile
+            stored = False
+            try:
+                value = await async_produce(producer)
+                stored = await self._store(
+                    k, value, lifetime, tags, claimed, local_only=local_only, fence=fence
+                )
+            finally:
+                if not stored:
+                    await self._unlease(fence)
             return value
 
         return await self._flights.run(k, seen, produce)
+
+    async def _lease(self, k: str, tags: tuple[str, ...]) -> tuple[tuple[str, bytes] | None, Any]:
+        """Take the lease on ``k`` before producing it, or wait for the value from
+        the process that holds it. Returns ``(fence, MISSING)`` when this caller
+        is to produce (``fence``: the lease to write under; ``None``: leases off,
+        the store failed, or the wait ran out), or ``(None, value)``.
+        """
+        if not self._leases:
+            return None, MISSING
+        lease = lease_key(k)
+        token = os.urandom(16).hex().encode("ascii")
+        wait = self.settings.lease_wait
+        deadline = time.monotonic() + (self.settings.lease_timeout if wait is None else wait)
+        reads = self._tag_reads(k, tags)
+        pause = FIRST_POLL
+        while True:
+            taken = await self._call(
+                None, self._backend.set, lease, token, self.settings.lease_timeout, nx=True
+            )
+            if taken:
+                # The last holder may have stored the value and let go between our
+                # miss and now: look once more before producing it again.
+                value = await self._look_again(k, tags, reads)
+                if value is MISSING:
+                    return (lease, token), MISSING
+                await self._unlease((lease, token))
+                return None, value
+            left = deadline - time.monotonic()
+            if taken is None or left <= 0:
+                return None, MISSING  # failing open, or waited long enough: produce
+            await async_sleep(min(pause * (0.5 + random.random()), left))
+            pause = min(pause * 2, LAST_POLL)
+            value = await self._look_again(k, tags, reads)
+            if value is not MISSING:
+                return None, value
+
+    async def _look_again(self, k: str, tags: tuple[str, ...], reads: list[str]) -> Any:
+        """Look ``k`` up again for a call whose miss was counted already (it stays
+        one miss, however many looks its wait takes)."""
+        value, _ = await self._lookup(k, tags, reads)
+        if value is MISSING:
+            self._stats.misses -= 1
+        else:
+            self._stats.hits -= 1
+        return value
+
+    async def _unlease(self, fence: tuple[str, bytes] | None) -> None:
+        """Give back a lease a producer did not spend (it raised, or was cancelled),
+        so a waiter takes over at once rather than at its expiry."""
+        if fence is not None:
+            await self._call(False, self._backend.delete_if, *fence)
 
     async def write_through(
         self,

@@ -102,27 +102,43 @@ class AsyncRunner:
         spec, face = self.spec, self.face
         lifetime = resolve_ttl(spec.ttl, face._default_ttl)
         versions = await face._claim(k, tags, versions, lifetime)
+        fence = None
+        if versions is not None and not replace:
+            # Across processes: one call per key; the others wait for its result.
+            fence, found = await face._lease(k, tags)
+            if found is not MISSING:
+                if type(found) is CachedError:
+                    raise found.error
+                return found
+        stored = False
         try:
-            result = await spec.fn(*args, **kwargs)
-        except spec.cache_errors as exc:
-            if versions is not None and spec.error_ttl:
-                try:
-                    await face._store(
-                        k,
-                        CachedError(exc),
-                        spec.error_ttl,
-                        tags,
-                        versions,
-                        local_only=spec.local_only,
-                    )
-                except SerializationError:
-                    pass  # an error that cannot be stored is simply not cached
-            raise
-        if versions is not None and spec.stores(result):
-            lifetime = face._spread(lifetime, spec.jitter)
-            await face._store(k, result, lifetime, tags, versions, local_only=spec.local_only)
-        elif replace:
-            await face._delete(k)  # the old entry must not outlive a refused refresh
+            try:
+                result = await spec.fn(*args, **kwargs)
+            except spec.cache_errors as exc:
+                if versions is not None and spec.error_ttl:
+                    try:
+                        stored = await face._store(
+                            k,
+                            CachedError(exc),
+                            spec.error_ttl,
+                            tags,
+                            versions,
+                            local_only=spec.local_only,
+                            fence=fence,
+                        )
+                    except SerializationError:
+                        pass  # an error that cannot be stored is simply not cached
+                raise
+            if versions is not None and spec.stores(result):
+                lifetime = face._spread(lifetime, spec.jitter)
+                stored = await face._store(
+                    k, result, lifetime, tags, versions, local_only=spec.local_only, fence=fence
+                )
+            elif replace:
+                await face._delete(k)  # the old entry must not outlive a refused refresh
+        finally:
+            if not stored:
+                await face._unlease(fence)
         return result
 
     async def refresh(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:

@@ -17,6 +17,7 @@ from ..backends.redis import (
     GET_WITH_PTTL,
     INCR_WITH_TTL,
     PERSIST_IF_EXISTS,
+    SET_FENCED,
     TOUCH_IF,
     AsyncDriver,
     announcement,
@@ -46,6 +47,7 @@ class AsyncRedisBackend:
         self._get_with_pttl = self.client.register_script(GET_WITH_PTTL)
         self._delete_if = self.client.register_script(DELETE_IF)
         self._touch_if = self.client.register_script(TOUCH_IF)
+        self._set_fenced = self.client.register_script(SET_FENCED)
 
     # The hot calls translate errors in ``except`` rather than under ``with
     # map_exceptions()``: entering a generator context manager costs about a
@@ -114,6 +116,13 @@ class AsyncRedisBackend:
     async def delete_if(self, key: str, value: bytes) -> bool:
         with map_exceptions():
             return bool(await self._delete_if(keys=[key], args=[value]))
+
+    async def set_fenced(
+        self, key: str, value: bytes, ttl: float | None, lease: str, token: bytes
+    ) -> bool:
+        px = "" if ttl is None else milliseconds(ttl)
+        with map_exceptions():
+            return bool(await self._set_fenced(keys=[key, lease], args=[value, token, px]))
 
     async def touch_if(self, key: str, value: bytes, ttl: float) -> bool:
         with map_exceptions():
@@ -221,6 +230,17 @@ class AsyncAnnouncingRedisBackend(AsyncRedisBackend):
 
     async def delete(self, key: str) -> bool:
         return bool(await self._announced(lambda p: p.unlink(key), [key]))
+
+    async def set_fenced(
+        self, key: str, value: bytes, ttl: float | None, lease: str, token: bytes
+    ) -> bool:
+        px = "" if ttl is None else milliseconds(ttl)
+        return bool(
+            await self._announced(
+                lambda p: self._set_fenced(keys=[key, lease], args=[value, token, px], client=p),
+                [key],
+            )
+        )
 
     async def delete_many(self, keys: Sequence[str]) -> int:
         return int(await self._announced(lambda p: p.unlink(*keys), keys))

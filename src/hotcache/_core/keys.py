@@ -27,6 +27,7 @@ __all__ = [
     "glob_escape",
     "header",
     "key_text",
+    "lease_key",
     "lock_key",
     "namespace_pattern",
     "tag_key",
@@ -141,6 +142,13 @@ class KeyEncoder:
 
 
 _tag_keys: dict[tuple[str, str], str] = {}
+
+
+def lease_key(key: str) -> str:
+    """Return the backend key of the lease on the entry under ``key``: ``#l``
+    before the header's end, apart from every entry, tag and lock key."""
+    at = key.index(":")
+    return f"{key[:at]}#l{key[at:]}"
 
 
 def lock_key(header: str, name: str) -> str:

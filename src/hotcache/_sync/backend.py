@@ -49,6 +49,13 @@ class SyncBackend(Protocol):
 
     def touch(self, key: str, ttl: float | None) -> bool: ...
 
+    def set_fenced(
+        self, key: str, value: bytes, ttl: float | None, lease: str, token: bytes
+    ) -> bool:
+        """Store ``value`` and delete the lease key ``lease``, atomically, only if
+        ``lease`` holds exactly ``token``; True if stored."""
+        ...
+
     def delete_if(self, key: str, value: bytes) -> bool:
         """Delete ``key`` only if it holds exactly ``value``, atomically; True if it did."""
         ...

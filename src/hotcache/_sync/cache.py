@@ -3,17 +3,20 @@
 
 from __future__ import annotations
 
+import os
+import random
+import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
-from .._concurrency import SyncAwaitable, sync_blocking, sync_produce
+from .._concurrency import SyncAwaitable, sync_blocking, sync_produce, sync_sleep
 from .._context import TenantResolver
 from .._core import tags as tagging
 from .._core.envelope import SLOW, DecodeError, Kept, Meta
 from .._core.freshness import resolve_ttl
-from .._core.keys import KeyLike, key_text, lock_key, tag_key
+from .._core.keys import KeyLike, key_text, lease_key, lock_key, tag_key
 from .._core.missing import MISSING, Missing
 from .._errors import BackendError, BackendUnavailable, ConfigError
 from .._facade import CacheBase, Payload, in_process_reader, resolve_settings
@@ -21,7 +24,7 @@ from ..backends.factory import make_sync_backend
 from ..coherence import attach, detach
 from .backend import SyncBackend
 from .flight import RETRY, SyncFlights
-from .lock import SyncLock
+from .lock import FIRST_POLL, LAST_POLL, SyncLock
 
 __all__ = ["Cache"]
 
@@ -58,6 +61,10 @@ class Cache(CacheBase):
         self._backend = backend or make_sync_backend(self.settings)
         self._in_process = in_process_reader(self._backend)
         self._flights = SyncFlights()
+        # Leases across processes: only a store other processes share needs them.
+        self._leases = self.settings.lease_timeout > 0 and bool(
+            getattr(self._backend, "remote", False)
+        )
         # A backend given as an object may be anything: no tier without a known feed.
         self._local, self._feed = (
             (None, None) if self._custom else attach(self.settings, self._backend)
@@ -350,10 +357,12 @@ class Cache(CacheBase):
         *,
         nx: bool = False,
         local_only: bool = False,
+        fence: tuple[str, bytes] | None = None,
     ) -> bool:
         """Encode and write one entry, carrying ``tags`` at ``versions`` (read if absent).
 
         ``local_only``: the shared tier gets a marker, the local tier the entry.
+        ``fence``: (lease key, token): written only while that lease is ours.
         """
         local_only = local_only and self._in_process is None  # memory:// is local already
         # Encoded first, so a value that cannot be is refused before anything is
@@ -379,7 +388,10 @@ class Cache(CacheBase):
         if local_only:
             self._feed.sync()  # caught up first: a later catch-up would void the token
         token = self._token()
-        stored = self._call(False, self._backend.set, k, sent, lifetime, nx=nx)
+        if fence is None:
+            stored = self._call(False, self._backend.set, k, sent, lifetime, nx=nx)
+        else:
+            stored = self._call(False, self._backend.set_fenced, k, sent, lifetime, *fence)
         if not stored:
             self._forget((k,))
             return False
@@ -602,14 +614,76 @@ class Cache(CacheBase):
 
         def produce() -> Any:
             claimed = self._claim(k, tags, versions, lifetime)
-            value = sync_produce(producer)
             # A read that failed says the write would fail too: one call pays at
             # most one timeout.
-            if claimed is not None:
-                self._store(k, value, lifetime, tags, claimed, local_only=local_only)
+            if claimed is None:
+                return sync_produce(producer)
+            fence, found = self._lease(k, tags)
+            if found is not MISSING:
+                return found  # another process produced it meanwhile
+            stored = False
+            try:
+                value = sync_produce(producer)
+                stored = self._store(
+                    k, value, lifetime, tags, claimed, local_only=local_only, fence=fence
+                )
+            finally:
+                if not stored:
+                    self._unlease(fence)
             return value
 
         return self._flights.run(k, seen, produce)
+
+    def _lease(self, k: str, tags: tuple[str, ...]) -> tuple[tuple[str, bytes] | None, Any]:
+        """Take the lease on ``k`` before producing it, or wait for the value from
+        the process that holds it. Returns ``(fence, MISSING)`` when this caller
+        is to produce (``fence``: the lease to write under; ``None``: leases off,
+        the store failed, or the wait ran out), or ``(None, value)``.
+        """
+        if not self._leases:
+            return None, MISSING
+        lease = lease_key(k)
+        token = os.urandom(16).hex().encode("ascii")
+        wait = self.settings.lease_wait
+        deadline = time.monotonic() + (self.settings.lease_timeout if wait is None else wait)
+        reads = self._tag_reads(k, tags)
+        pause = FIRST_POLL
+        while True:
+            taken = self._call(
+                None, self._backend.set, lease, token, self.settings.lease_timeout, nx=True
+            )
+            if taken:
+                # The last holder may have stored the value and let go between our
+                # miss and now: look once more before producing it again.
+                value = self._look_again(k, tags, reads)
+                if value is MISSING:
+                    return (lease, token), MISSING
+                self._unlease((lease, token))
+                return None, value
+            left = deadline - time.monotonic()
+            if taken is None or left <= 0:
+                return None, MISSING  # failing open, or waited long enough: produce
+            sync_sleep(min(pause * (0.5 + random.random()), left))
+            pause = min(pause * 2, LAST_POLL)
+            value = self._look_again(k, tags, reads)
+            if value is not MISSING:
+                return None, value
+
+    def _look_again(self, k: str, tags: tuple[str, ...], reads: list[str]) -> Any:
+        """Look ``k`` up again for a call whose miss was counted already (it stays
+        one miss, however many looks its wait takes)."""
+        value, _ = self._lookup(k, tags, reads)
+        if value is MISSING:
+            self._stats.misses -= 1
+        else:
+            self._stats.hits -= 1
+        return value
+
+    def _unlease(self, fence: tuple[str, bytes] | None) -> None:
+        """Give back a lease a producer did not spend (it raised, or was cancelled),
+        so a waiter takes over at once rather than at its expiry."""
+        if fence is not None:
+            self._call(False, self._backend.delete_if, *fence)
 
     def write_through(
         self,

@@ -103,27 +103,43 @@ class SyncRunner:
         spec, face = self.spec, self.face
         lifetime = resolve_ttl(spec.ttl, face._default_ttl)
         versions = face._claim(k, tags, versions, lifetime)
+        fence = None
+        if versions is not None and not replace:
+            # Across processes: one call per key; the others wait for its result.
+            fence, found = face._lease(k, tags)
+            if found is not MISSING:
+                if type(found) is CachedError:
+                    raise found.error
+                return found
+        stored = False
         try:
-            result = spec.fn(*args, **kwargs)
-        except spec.cache_errors as exc:
-            if versions is not None and spec.error_ttl:
-                try:
-                    face._store(
-                        k,
-                        CachedError(exc),
-                        spec.error_ttl,
-                        tags,
-                        versions,
-                        local_only=spec.local_only,
-                    )
-                except SerializationError:
-                    pass  # an error that cannot be stored is simply not cached
-            raise
-        if versions is not None and spec.stores(result):
-            lifetime = face._spread(lifetime, spec.jitter)
-            face._store(k, result, lifetime, tags, versions, local_only=spec.local_only)
-        elif replace:
-            face._delete(k)  # the old entry must not outlive a refused refresh
+            try:
+                result = spec.fn(*args, **kwargs)
+            except spec.cache_errors as exc:
+                if versions is not None and spec.error_ttl:
+                    try:
+                        stored = face._store(
+                            k,
+                            CachedError(exc),
+                            spec.error_ttl,
+                            tags,
+                            versions,
+                            local_only=spec.local_only,
+                            fence=fence,
+                        )
+                    except SerializationError:
+                        pass  # an error that cannot be stored is simply not cached
+                raise
+            if versions is not None and spec.stores(result):
+                lifetime = face._spread(lifetime, spec.jitter)
+                stored = face._store(
+                    k, result, lifetime, tags, versions, local_only=spec.local_only, fence=fence
+                )
+            elif replace:
+                face._delete(k)  # the old entry must not outlive a refused refresh
+        finally:
+            if not stored:
+                face._unlease(fence)
         return result
 
     def refresh(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:

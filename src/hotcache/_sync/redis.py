@@ -13,11 +13,12 @@ from typing import Any, cast
 
 from .._url import ParsedURL
 from ..backends.redis import (
+    DELETE_IF,
     DRIVER_ERRORS,
     GET_WITH_PTTL,
     INCR_WITH_TTL,
-    DELETE_IF,
     PERSIST_IF_EXISTS,
+    SET_FENCED,
     TOUCH_IF,
     SyncDriver,
     announcement,
@@ -47,6 +48,7 @@ class SyncRedisBackend:
         self._get_with_pttl = self.client.register_script(GET_WITH_PTTL)
         self._delete_if = self.client.register_script(DELETE_IF)
         self._touch_if = self.client.register_script(TOUCH_IF)
+        self._set_fenced = self.client.register_script(SET_FENCED)
 
     # The hot calls translate errors in ``except`` rather than under ``with
     # map_exceptions()``: entering a generator context manager costs about a
@@ -111,6 +113,13 @@ class SyncRedisBackend:
     def delete_if(self, key: str, value: bytes) -> bool:
         with map_exceptions():
             return bool(self._delete_if(keys=[key], args=[value]))
+
+    def set_fenced(
+        self, key: str, value: bytes, ttl: float | None, lease: str, token: bytes
+    ) -> bool:
+        px = "" if ttl is None else milliseconds(ttl)
+        with map_exceptions():
+            return bool(self._set_fenced(keys=[key, lease], args=[value, token, px]))
 
     def touch_if(self, key: str, value: bytes, ttl: float) -> bool:
         with map_exceptions():
@@ -216,6 +225,17 @@ class SyncAnnouncingRedisBackend(SyncRedisBackend):
 
     def delete(self, key: str) -> bool:
         return bool(self._announced(lambda p: p.unlink(key), [key]))
+
+    def set_fenced(
+        self, key: str, value: bytes, ttl: float | None, lease: str, token: bytes
+    ) -> bool:
+        px = "" if ttl is None else milliseconds(ttl)
+        return bool(
+            self._announced(
+                lambda p: self._set_fenced(keys=[key, lease], args=[value, token, px], client=p),
+                [key],
+            )
+        )
 
     def delete_many(self, keys: Sequence[str]) -> int:
         return int(self._announced(lambda p: p.unlink(*keys), keys))

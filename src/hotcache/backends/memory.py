@@ -154,6 +154,15 @@ class MemoryBackend:
     def touch(self, key: str, ttl: float | None) -> bool:
         return self._store.touch(key, ttl)
 
+    def set_fenced(
+        self, key: str, value: bytes, ttl: float | None, lease: str, token: bytes
+    ) -> bool:
+        with self._lock:
+            if self._store.peek(lease) != token:
+                return False
+            self._store.delete(lease)
+            return self.set(key, value, ttl)
+
     def delete_if(self, key: str, value: bytes) -> bool:
         with self._lock:
             return self._store.peek(key) == value and self._store.delete(key)

@@ -40,6 +40,11 @@ class NullBackend:
     def touch(self, key: str, ttl: float | None) -> bool:
         return False
 
+    def set_fenced(
+        self, key: str, value: bytes, ttl: float | None, lease: str, token: bytes
+    ) -> bool:
+        return False
+
     def delete_if(self, key: str, value: bytes) -> bool:
         return False
 

@@ -65,6 +65,11 @@ class AsyncOffload:
     async def touch(self, key: str, ttl: float | None) -> bool:
         return await self._run(self.sync.touch, key, ttl)
 
+    async def set_fenced(
+        self, key: str, value: bytes, ttl: float | None, lease: str, token: bytes
+    ) -> bool:
+        return await self._run(self.sync.set_fenced, key, value, ttl, lease, token)
+
     async def delete_if(self, key: str, value: bytes) -> bool:
         return await self._run(self.sync.delete_if, key, value)
 

@@ -65,6 +65,14 @@ return out
 """
 
 # PERSIST answers 0 for a key that exists without a ttl; touch must answer 1.
+SET_FENCED = """
+if redis.pcall('GET', KEYS[2]) ~= ARGV[2] then return 0 end
+if ARGV[3] == '' then redis.call('SET', KEYS[1], ARGV[1])
+else redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3]) end
+redis.call('DEL', KEYS[2])
+return 1
+"""
+
 # pcall: a key holding a hash (WRONGTYPE for GET) simply does not match.
 DELETE_IF = """
 if redis.pcall('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end

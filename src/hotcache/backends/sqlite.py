@@ -333,6 +333,16 @@ class SQLiteBackend:
                 return False
             return conn.execute(_UPSERT_IF_DEAD, (*row, row[-2])).rowcount > 0
 
+    def set_fenced(
+        self, key: str, value: bytes, ttl: float | None, lease: str, token: bytes
+    ) -> bool:
+        row = _row(key, value, PLAIN, ttl)
+        with self._write() as conn:
+            sql = f"DELETE FROM hc_entries WHERE {_HOLDING}"
+            if conn.execute(sql, (lease, token, time.time())).rowcount == 0:
+                return False
+            return self._upsert(conn, [row])
+
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
         rows = [_row(key, value, PLAIN, ttl) for key, value in items.items()]
         with self._write() as conn:

@@ -340,6 +340,26 @@ class ApiTests:
         assert backend.get(other) == b"x"
 
     @needs_storage
+    def test_backend_writes_fenced_by_a_lease(self, hc: Harness) -> None:
+        c = hc.cache
+        key, lease = c.key("fenced"), c.key("fenced-lease")
+        backend = Face(c.cache._backend, hc.session.loop)  # type: ignore[arg-type]
+        assert not backend.set_fenced(key, b"v0", LONG, lease, b"t1")  # no lease: refused
+        assert backend.get(key) is None
+        assert backend.set(lease, b"t1", LONG, nx=True)
+        assert not backend.set_fenced(key, b"v1", LONG, lease, b"t2")  # another's token
+        assert backend.get(key) is None and backend.get(lease) == b"t1"
+        assert backend.set_fenced(key, b"v1", LONG, lease, b"t1")
+        assert backend.get(key) == b"v1" and backend.get(lease) is None  # lease spent
+        left = backend.ttl(key)
+        assert left is not None and 0 < left <= LONG
+        assert not backend.set_fenced(key, b"v2", LONG, lease, b"t1")  # spent: once only
+        assert backend.get(key) == b"v1"
+        assert backend.set(lease, b"t3", LONG, nx=True)
+        assert backend.set_fenced(key, b"v3", None, lease, b"t3")
+        assert backend.ttl(key) == math.inf
+
+    @needs_storage
     def test_backend_reads_values_with_their_ttl(self, hc: Harness) -> None:
         c = hc.cache
         c.set("short", "s", ttl=LONG)

@@ -1,0 +1,224 @@
+"""Leases across processes (SQLite and Redis): one producer call per cold key.
+
+Separate processes, or separate ``Cache`` objects in one process (each has its
+own single-flight), contend for a key's lease: the holder produces and writes
+under it; the others wait for its value. A holder that dies lets the lease
+expire, and one waiter takes over; a holder whose lease expired cannot
+overwrite what the next holder wrote.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from hotcache import AsyncCache, Cache
+from hotcache._core.keys import lease_key
+from processes import SPAWN, run_workers
+
+PROCS, THREADS = 4, 5
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store(request: pytest.FixtureRequest) -> str:
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+def until(condition: Callable[[], bool], what: str, deadline_s: float = 20.0) -> None:
+    deadline = time.monotonic() + deadline_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.002)
+
+
+def contender(wid: int, url: str, barrier: Any) -> list[Any]:
+    """THREADS threads of one process ask for one cold key at once."""
+    with Cache(url) as cache:
+        barrier.wait()
+
+        def producer() -> str:
+            cache.incr("calls")
+            # Long enough for every caller of every process to have missed.
+            until(lambda: cache.get("arrived", 0) >= PROCS * THREADS, "everyone arrived")
+            return f"made by {wid}"
+
+        results: list[Any] = []
+
+        def call() -> None:
+            cache.incr("arrived")
+            results.append(cache.get_or_set("cold", producer, ttl=60))
+
+        threads = [threading.Thread(target=call) for _ in range(THREADS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        return results
+
+
+def test_processes_missing_one_key_run_the_producer_once(store: str) -> None:
+    results = run_workers(contender, PROCS, store, SPAWN.Barrier(PROCS))
+    values = [value for wid in results for value in results[wid]]
+    assert len(values) == PROCS * THREADS
+    assert len(set(values)) == 1, values  # everyone got the one value produced
+    with Cache(store) as cache:
+        assert cache.get("calls") == 1
+        assert cache.get("cold") == values[0]
+        assert not cache._backend.exists(lease_key(cache._key("cold")))  # spent
+
+
+def hold_forever(wid: int, url: str, started: Any) -> None:
+    with Cache(url, lease_timeout=0.5) as cache:
+
+        def producer() -> str:
+            started.set()
+            time.sleep(3600)  # killed before it returns
+            return "never"
+
+        cache.get_or_set("k", producer)
+
+
+def test_a_dead_holders_lease_expires_and_a_waiter_takes_over(store: str) -> None:
+    started = SPAWN.Event()
+    holder = SPAWN.Process(target=hold_forever, args=(0, store, started))
+    holder.start()
+    try:
+        assert started.wait(30), "the holder never started producing"
+        assert holder.pid is not None
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.join(10)
+        with Cache(store, lease_timeout=0.5) as cache:
+            assert cache._backend.exists(lease_key(cache._key("k")))  # left behind
+            assert cache.get_or_set("k", lambda: "taken over") == "taken over"
+            assert cache.get("k") == "taken over"
+    finally:
+        if holder.is_alive():
+            holder.kill()
+
+
+def test_a_holder_whose_lease_expired_cannot_overwrite_the_next_holders_value(
+    store: str,
+) -> None:
+    with Cache(store, lease_timeout=0.2) as first, Cache(store, lease_timeout=0.2) as second:
+        release = threading.Event()
+        returned: list[str] = []
+
+        def slow() -> str:
+            assert release.wait(30)
+            return "stale"
+
+        thread = threading.Thread(target=lambda: returned.append(first.get_or_set("k", slow)))
+        thread.start()
+        lease = lease_key(first._key("k"))
+        until(lambda: first._backend.exists(lease), "the first holder has the lease")
+        until(lambda: not first._backend.exists(lease), "its lease expires")
+        assert second.get_or_set("k", lambda: "fresh") == "fresh"
+        release.set()
+        thread.join(30)
+        assert returned == ["stale"]  # its caller still gets what it computed...
+        assert second.get("k") == "fresh" and first.get("k") == "fresh"  # ...but never stored
+
+
+def test_a_producer_that_fails_hands_the_lease_on_at_once(store: str) -> None:
+    with Cache(store, lease_timeout=60) as first, Cache(store, lease_timeout=60) as second:
+        failing = threading.Event()
+        go = threading.Event()
+
+        def broken() -> str:
+            failing.set()
+            assert go.wait(30)
+            raise LookupError("the database said no")
+
+        errors: list[BaseException] = []
+
+        def call() -> None:
+            try:
+                first.get_or_set("k", broken)
+            except LookupError as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=call)
+        thread.start()
+        assert failing.wait(30)
+        waiter: list[str] = []
+        other = threading.Thread(target=lambda: waiter.append(second.get_or_set("k", lambda: "ok")))
+        other.start()
+        go.set()
+        thread.join(30)
+        other.join(30)  # well before the 60 s lease would have expired
+        assert len(errors) == 1 and waiter == ["ok"]
+
+
+def test_a_bounded_wait_computes_rather_than_waiting_for_ever(store: str) -> None:
+    with (
+        Cache(store, lease_timeout=60) as first,
+        Cache(store, lease_timeout=60, lease_wait=0.05) as impatient,
+    ):
+        release = threading.Event()
+        thread = threading.Thread(
+            target=lambda: first.get_or_set("k", lambda: release.wait(30) and "slow")
+        )
+        thread.start()
+        lease = lease_key(first._key("k"))
+        until(lambda: first._backend.exists(lease), "the first holder has the lease")
+        assert impatient.get_or_set("k", lambda: "own") == "own"  # did not wait 60 s
+        release.set()
+        thread.join(30)
+
+
+def test_decorated_calls_across_caches_run_once(store: str) -> None:
+    caches = [Cache(store) for _ in range(3)]
+    try:
+        calls: list[int] = []
+
+        def report(day: int) -> str:
+            calls.append(day)
+            until(lambda: len(started) == 3, "every caller started")
+            return f"report {day}"
+
+        started: list[int] = []
+        decorated = [cache.cached(report) for cache in caches]
+        results: list[str] = []
+
+        def call(n: int) -> None:
+            started.append(n)
+            results.append(decorated[n](7))
+
+        threads = [threading.Thread(target=call, args=(n,)) for n in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert results == ["report 7"] * 3
+        assert calls == [7]
+    finally:
+        for cache in caches:
+            cache.close()
+
+
+def test_async_caches_share_one_producer_call(store: str) -> None:
+    async def main() -> None:
+        caches = [AsyncCache(store) for _ in range(3)]
+        try:
+            calls: list[int] = []
+
+            async def producer() -> str:
+                calls.append(1)
+                await asyncio.sleep(0.05)  # the others (if they missed) find the lease taken
+                return "value"
+
+            results = await asyncio.gather(*(c.get_or_set("k", producer) for c in caches))
+            assert results == ["value"] * 3
+            assert calls == [1]
+        finally:
+            for cache in caches:
+                await cache.close()
+
+    asyncio.run(main())
