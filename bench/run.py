@@ -44,6 +44,13 @@ from coherence_scenarios import (  # noqa: E402
 from decorator_scenarios import DECORATOR_SCENARIOS  # noqa: E402
 from harness import measure  # noqa: E402
 from scenarios import FULL, QUICK, Env, Sizes  # noqa: E402
+from stampede_scenarios import (  # noqa: E402
+    STAMPEDE,
+    STAMPEDE_FULL,
+    STAMPEDE_QUICK,
+    StampedeRow,
+    run_stampede,
+)
 
 import hotcache  # noqa: E402
 from redis_server import RedisServer  # noqa: E402
@@ -51,8 +58,8 @@ from redis_server import RedisServer  # noqa: E402
 # Every scenario, in the order the table prints them; then the sections of the
 # multi-process scenarios, printed after it.
 SCENARIOS = {**scenarios.SCENARIOS, **DECORATOR_SCENARIOS, **COHERENCE_SCENARIOS}
-if len({*SCENARIOS, *SECTIONS}) != sum(
-    map(len, [scenarios.SCENARIOS, DECORATOR_SCENARIOS, COHERENCE_SCENARIOS, SECTIONS])
+if len({*SCENARIOS, *SECTIONS, *STAMPEDE}) != sum(
+    map(len, [scenarios.SCENARIOS, DECORATOR_SCENARIOS, COHERENCE_SCENARIOS, SECTIONS, STAMPEDE])
 ):
     raise RuntimeError("two scenarios share a name")
 
@@ -141,6 +148,27 @@ def render_propagation(rows: list[Propagation]) -> str:
     return markdown(head, body, numeric={1, 2, 3, 4})
 
 
+def render_stampede(rows: list[StampedeRow]) -> str:
+    """Return the stampede rows as a Markdown table (milliseconds)."""
+    head = ["scenario", "contender", "callers", "producer calls", "p50 ms", "p99 ms", "max ms"]
+    body = [
+        [
+            row.scenario,
+            row.contender,
+            f"{row.callers:,}",
+            f"{row.producer_calls:,}",
+            f"{row.p50_ms:,.0f}",
+            f"{row.p99_ms:,.0f}",
+            f"{row.max_ms:,.0f}",
+        ]
+        for row in rows
+    ]
+    head += ["target", "met?"]
+    for line, row in zip(body, rows, strict=True):
+        line += ["-" if row.target is None else row.target, MET[row.met]]
+    return markdown(head, body, numeric={2, 3, 4, 5, 6})
+
+
 def render_workload(rows: list[WorkloadRow]) -> str:
     """Return the workload rows as a Markdown table."""
     late = f"stale > {STALE_BOUND * 1e3:g} ms"
@@ -209,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="print the scenario names and exit")
     args = parser.parse_args(argv)
     if args.list:
-        print("\n".join([*SCENARIOS, *SECTIONS]))
+        print("\n".join([*SCENARIOS, *SECTIONS, *STAMPEDE]))
         return 0
     sizes = QUICK if args.quick else FULL
 
@@ -228,10 +256,13 @@ def main(argv: list[str] | None = None) -> int:
         rows = run_scenarios(env, args.only)
         coherence = COHERENCE_QUICK if args.quick else COHERENCE_FULL
         propagation, workload = run_sections(coherence, redis_url, tmpdir, args.only)
+        stampede = run_stampede(
+            redis_url, STAMPEDE_QUICK if args.quick else STAMPEDE_FULL, args.only
+        )
         header = describe(redis_url, sizes)
 
     print(header)
-    if rows or not (propagation or workload):
+    if rows or not (propagation or workload or stampede):
         print()
         print(render(rows))
         print()
@@ -259,8 +290,24 @@ def main(argv: list[str] | None = None) -> int:
             " operation; ratio: to the cache-aside row; stale: a read that returned a version"
             " another write had replaced before the read began (by more than the bound)."
         )
+    if stampede:
+        print()
+        print(render_stampede(stampede))
+        print()
+        print(
+            "stampede: every caller asks for one cold key at the same moment; the producer"
+            " sleeps 200 ms; producer calls counted in Redis; latency of each caller's call."
+            " Holder killed: a process takes the lease, is SIGKILLed while producing, and"
+            " `max ms` is the time from it taking the lease to the last caller having the"
+            " value."
+        )
     print()
-    checked: list[Row | Propagation | WorkloadRow] = [*rows, *propagation, *workload]
+    checked: list[Row | Propagation | WorkloadRow | StampedeRow] = [
+        *rows,
+        *propagation,
+        *workload,
+        *stampede,
+    ]
     met = sum(r.met is True for r in checked)
     print(f"targets met: {met} of {sum(r.met is not None for r in checked)}")
     for row in rows:
@@ -270,6 +317,12 @@ def main(argv: list[str] | None = None) -> int:
         if prop.met is False:
             print(
                 f"  missed: {prop.scenario}: p99 {prop.p99_us:,.0f} µs > {prop.target_us:,.0f} µs"
+            )
+    for crowd in stampede:
+        if crowd.met is False:
+            print(
+                f"  missed: {crowd.scenario}: {crowd.producer_calls} producer calls,"
+                f" p99 {crowd.p99_ms:,.0f} ms, max {crowd.max_ms:,.0f} ms ({crowd.target})"
             )
     for load in workload:
         if load.met is False:
@@ -285,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
                     "rows": [asdict(r) | {"met": r.met} for r in rows],
                     "propagation": [asdict(r) | {"met": r.met} for r in propagation],
                     "workload": [asdict(r) | {"met": r.met} for r in workload],
+                    "stampede": [asdict(r) | {"met": r.met} for r in stampede],
                 },
                 indent=2,
             )

@@ -60,8 +60,14 @@ def test_bench_quick_prints_every_scenario(
     report = json.loads(out.read_text())
     rows = report["rows"]
     sections = {row["scenario"] for row in report["propagation"] + report["workload"]}
-    assert {row["scenario"] for row in rows} | sections == set(names)
+    crowds = {row["scenario"] for row in report["stampede"]}
+    assert {row["scenario"] for row in rows} | sections | crowds == set(names)
     assert sections == set(coherence.SECTIONS)
+    # Issue 5's stampede: hotcache, naive cache-aside and dogpile.cache on one cold
+    # key, with hotcache's targets; the killed holder's lease, taken over.
+    cold = [r for r in report["stampede"] if r["scenario"] == "stampede, cold key"]
+    assert len(cold) == 3 and sum(r["target"] is not None for r in cold) == 1
+    assert all(r["callers"] > 1 and r["producer_calls"] >= 1 for r in report["stampede"])
     for row in rows:
         assert row["hotcache_ns"] > 0 and row["rival_ns"] > 0
         assert math.isfinite(row["ratio"]) and row["ratio"] > 0

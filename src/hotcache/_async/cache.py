@@ -23,9 +23,13 @@ from ..backends.factory import make_async_backend
 from ..coherence import attach, detach
 from .backend import AsyncBackend
 from .flight import RETRY, AsyncFlights
-from .lock import FIRST_POLL, LAST_POLL, AsyncLock
+from .lock import FIRST_POLL, AsyncLock
 
 __all__ = ["AsyncCache"]
+
+# A lease waiter looks for the value at most this long after it lands: one
+# waiter per process (the others wait on its flight), so the store hardly notices.
+LEASE_POLL = 0.01
 
 T = TypeVar("T")
 D = TypeVar("D")
@@ -644,7 +648,9 @@ class AsyncCache(CacheBase):
         lease = lease_key(k)
         token = os.urandom(16).hex().encode("ascii")
         wait = self.settings.lease_wait
-        deadline = time.monotonic() + (self.settings.lease_timeout if wait is None else wait)
+        # By default (twice the lease) a waiter outwaits a dead holder's lease, and the producer
+        # of whoever takes it over.
+        deadline = time.monotonic() + (2 * self.settings.lease_timeout if wait is None else wait)
         reads = self._tag_reads(k, tags)
         pause = FIRST_POLL
         while True:
@@ -662,8 +668,12 @@ class AsyncCache(CacheBase):
             left = deadline - time.monotonic()
             if taken is None or left <= 0:
                 return None, MISSING  # failing open, or waited long enough: produce
-            await async_sleep(min(pause * (0.5 + random.random()), left))
-            pause = min(pause * 2, LAST_POLL)
+            nap = min(pause * (0.5 + random.random()), left)
+            held = await self._call(None, self._backend.ttl, lease)
+            if held is not None and held < nap:
+                nap = held + 0.001  # try again the moment a dead holder's lease lapses
+            await async_sleep(nap)
+            pause = min(pause * 2, LEASE_POLL)
             value = await self._look_again(k, tags, reads)
             if value is not MISSING:
                 return None, value
