@@ -17,6 +17,19 @@ from typing import Any
 SPAWN = multiprocessing.get_context("spawn")
 
 
+def wait_for(condition: Callable[[], object], what: str, deadline_s: float = 10.0) -> None:
+    """Poll ``condition`` until it is true; fail naming ``what`` past the deadline."""
+    deadline = time.monotonic() + deadline_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.002)
+
+
+def serving(cache: Any) -> bool:
+    """Return True if ``cache``'s local tier may serve (its feed is up)."""
+    return cache._feed is not None and bool(cache._feed.sync())
+
+
 def _entry(target: Callable[..., Any], wid: int, queue: Any, args: tuple[Any, ...]) -> None:
     try:
         result = target(wid, *args)

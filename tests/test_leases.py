@@ -14,14 +14,13 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from hotcache import AsyncCache, Cache
 from hotcache._core.keys import lease_key
-from processes import SPAWN, run_workers
+from processes import SPAWN, run_workers, wait_for
 
 PROCS, THREADS = 4, 5
 
@@ -29,13 +28,6 @@ PROCS, THREADS = 4, 5
 @pytest.fixture(params=["sqlite", "redis"])
 def store(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue(f"{request.param}_url"))
-
-
-def until(condition: Callable[[], bool], what: str, deadline_s: float = 20.0) -> None:
-    deadline = time.monotonic() + deadline_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.002)
 
 
 def contender(wid: int, url: str, barrier: Any) -> list[Any]:
@@ -46,7 +38,7 @@ def contender(wid: int, url: str, barrier: Any) -> list[Any]:
         def producer() -> str:
             cache.incr("calls")
             # Long enough for every caller of every process to have missed.
-            until(lambda: cache.get("arrived", 0) >= PROCS * THREADS, "everyone arrived")
+            wait_for(lambda: cache.get("arrived", 0) >= PROCS * THREADS, "everyone arrived")
             return f"made by {wid}"
 
         results: list[Any] = []
@@ -117,8 +109,8 @@ def test_a_holder_whose_lease_expired_cannot_overwrite_the_next_holders_value(
         thread = threading.Thread(target=lambda: returned.append(first.get_or_set("k", slow)))
         thread.start()
         lease = lease_key(first._key("k"))
-        until(lambda: first._backend.exists(lease), "the first holder has the lease")
-        until(lambda: not first._backend.exists(lease), "its lease expires")
+        wait_for(lambda: first._backend.exists(lease), "the first holder has the lease")
+        wait_for(lambda: not first._backend.exists(lease), "its lease expires")
         assert second.get_or_set("k", lambda: "fresh") == "fresh"
         release.set()
         thread.join(30)
@@ -167,7 +159,7 @@ def test_a_bounded_wait_computes_rather_than_waiting_for_ever(store: str) -> Non
         )
         thread.start()
         lease = lease_key(first._key("k"))
-        until(lambda: first._backend.exists(lease), "the first holder has the lease")
+        wait_for(lambda: first._backend.exists(lease), "the first holder has the lease")
         assert impatient.get_or_set("k", lambda: "own") == "own"  # did not wait 60 s
         release.set()
         thread.join(30)
@@ -180,7 +172,7 @@ def test_decorated_calls_across_caches_run_once(store: str) -> None:
 
         def report(day: int) -> str:
             calls.append(day)
-            until(lambda: len(started) == 3, "every caller started")
+            wait_for(lambda: len(started) == 3, "every caller started")
             return f"report {day}"
 
         started: list[int] = []

@@ -12,27 +12,14 @@ import logging
 import os
 import re
 import threading
-import time
-from collections.abc import Callable
 
 import pytest
 
 from hotcache import Cache
-from processes import exit_code, in_child
+from processes import exit_code, in_child, serving, wait_for
 from redis_server import RedisServer
 
 FAST = {"timeout": 0.1, "connect_timeout": 0.1, "breaker_threshold": 2, "breaker_window": 0.1}
-
-
-def wait_for(condition: Callable[[], bool], what: str, deadline_s: float = 10.0) -> None:
-    deadline = time.monotonic() + deadline_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.005)
-
-
-def serving(cache: Cache) -> bool:
-    return cache._feed is not None and cache._feed.sync()
 
 
 def read_locally(cache: Cache, key: str) -> tuple[object, bool]:

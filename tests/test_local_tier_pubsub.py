@@ -7,13 +7,12 @@ some proxies and managed services have it: tracking cannot be turned on.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from hotcache import Cache
-from processes import SPAWN, run_workers
+from processes import SPAWN, run_workers, serving, wait_for
 from redis_server import RedisServer
 from test_local_tier_processes import REDIS_BOUND, history_worker, stale_reads
 
@@ -33,17 +32,6 @@ def url(untracked: RedisServer) -> str:
 
     redis.Redis(port=untracked.port).flushall()
     return untracked.url
-
-
-def wait_for(condition: Callable[[], bool], what: str, deadline_s: float = 10.0) -> None:
-    deadline = time.monotonic() + deadline_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.005)
-
-
-def serving(cache: Cache) -> bool:
-    return cache._feed is not None and cache._feed.sync()
 
 
 def test_without_tracking_the_tier_stays_off_and_the_log_says_what_to_do(

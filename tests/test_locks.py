@@ -19,15 +19,8 @@ from hotcache import (
     LockLost,
     LockTimeout,
 )
-from processes import SPAWN, run_workers
+from processes import SPAWN, run_workers, wait_for
 from redis_server import RedisServer
-
-
-def wait_until(condition: Any, what: str, deadline_s: float = 10.0) -> None:
-    deadline = time.monotonic() + deadline_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.002)
 
 
 def test_threads_hold_the_lock_one_at_a_time(url: str) -> None:
@@ -85,7 +78,7 @@ def test_only_the_owner_releases_and_a_lost_lock_is_reported(url: str) -> None:
     with Cache(url) as cache:
         first = cache.lock("job", timeout=0.05)
         assert first.acquire()
-        wait_until(lambda: not cache.lock("job").locked(), "the lock expires")
+        wait_for(lambda: not cache.lock("job").locked(), "the lock expires")
         second = cache.lock("job", timeout=30)
         assert second.acquire(blocking=False)
         with pytest.raises(LockLost):
@@ -107,7 +100,7 @@ def test_extend_keeps_the_lock_and_fails_once_it_was_lost(url: str) -> None:
         lock.release()
         short = cache.lock("long", timeout=0.05)
         assert short.acquire()
-        wait_until(lambda: not cache.lock("long").locked(), "expiry")
+        wait_for(lambda: not cache.lock("long").locked(), "expiry")
         with pytest.raises(LockLost):
             short.extend()
         assert not short.owned

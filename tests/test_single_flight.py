@@ -9,22 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from hotcache import MISSING, AsyncCache, Cache
+from processes import wait_for
 
 CALLERS = 12
-
-
-def until(condition: Callable[[], bool], what: str, deadline_s: float = 10.0) -> None:
-    deadline = time.monotonic() + deadline_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.001)
 
 
 def run_callers(call: Callable[[], Any], count: int = CALLERS) -> list[Any]:
@@ -53,7 +46,7 @@ def test_threads_missing_one_key_run_the_producer_once(url: str) -> None:
 
         def producer() -> dict[str, int]:
             calls.append(1)
-            until(lambda: cache.stats()["misses"] >= CALLERS, "every caller missed")
+            wait_for(lambda: cache.stats()["misses"] >= CALLERS, "every caller missed")
             return {"n": 42}
 
         results = run_callers(lambda: cache.get_or_set("cold", producer, ttl=60))
@@ -68,7 +61,7 @@ def test_every_waiter_gets_the_producers_exception(url: str) -> None:
 
         def producer() -> str:
             calls.append(1)
-            until(lambda: cache.stats()["misses"] >= CALLERS, "every caller missed")
+            wait_for(lambda: cache.stats()["misses"] >= CALLERS, "every caller missed")
             raise LookupError("the database said no")
 
         results = run_callers(lambda: cache.get_or_set("cold", producer))
@@ -85,7 +78,7 @@ def test_a_decorated_function_called_at_once_runs_once(url: str) -> None:
         @cache.cached(ttl=60)
         def report(day: int) -> str:
             calls.append(day)
-            until(lambda: cache.stats()["misses"] >= CALLERS, "every caller missed")
+            wait_for(lambda: cache.stats()["misses"] >= CALLERS, "every caller missed")
             return f"report {day}"
 
         assert run_callers(lambda: report(7)) == ["report 7"] * CALLERS
@@ -186,7 +179,7 @@ def test_a_thread_that_missed_while_the_flight_landed_looks_again(url: str) -> N
 
         leader = threading.Thread(target=lambda: (cache.get_or_set("k", producer), landed.set()))
         leader.start()
-        until(lambda: bool(calls), "the leader runs the producer")
+        wait_for(lambda: bool(calls), "the leader runs the producer")
         from hotcache._sync.flight import RETRY
 
         assert late() is RETRY  # look again: the value is there now

@@ -115,6 +115,18 @@ class AsyncCache(CacheBase):
             self._succeeded()
         return result
 
+    async def _strict(self, op: Callable[..., AsyncAwaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """Run one backend operation that has no honest fallback (counters, locks):
+        raise rather than fail open."""
+        if self._breaker.open_until and not self._breaker.allow():
+            raise BackendUnavailable(f"{self._redacted} is unavailable (circuit breaker open)")
+        try:
+            result = await op(*args, **kwargs)
+        except BackendError as exc:
+            self._must_raise(exc)
+        self._succeeded()
+        return result
+
     async def _heal(self, key: str, exc: DecodeError) -> None:
         self._count_healed(key, exc)
         self._forget((key,))
@@ -552,14 +564,8 @@ class AsyncCache(CacheBase):
             raise TypeError(f"delta must be an int, not {type(delta).__name__}")
         k = self._key(key)
         lifetime = resolve_ttl(ttl, self._default_ttl)
-        if self._breaker.open_until and not self._breaker.allow():
-            raise BackendUnavailable(f"{self._redacted} is unavailable (circuit breaker open)")
         self._forget((k,))  # a timeout leaves the count unknown
-        try:
-            result = await self._backend.incr(k, delta, lifetime)
-        except BackendError as exc:
-            self._must_raise(exc)
-        self._succeeded()
+        result: int = await self._strict(self._backend.incr, k, delta, lifetime)
         self._remember({k: b"%d" % result})
         return result
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._concurrency import async_sleep
 from .._core.freshness import validate_ttl
-from .._errors import BackendError, BackendUnavailable, LockLost, LockTimeout
+from .._errors import LockLost, LockTimeout
 
 if TYPE_CHECKING:
     from .cache import AsyncCache
@@ -135,15 +135,7 @@ class AsyncLock:
         return bool(await self._call(self._cache._backend.exists, self.key))
 
     async def _call(self, op: Any, *args: Any, **kwargs: Any) -> Any:
-        cache = self._cache
-        if cache._breaker.open_until and not cache._breaker.allow():
-            raise BackendUnavailable(f"{cache._redacted} is unavailable (circuit breaker open)")
-        try:
-            result = await op(*args, **kwargs)
-        except BackendError as exc:
-            cache._must_raise(exc)
-        cache._succeeded()
-        return result
+        return await self._cache._strict(op, *args, **kwargs)  # a lock cannot fail open
 
     async def __aenter__(self) -> AsyncLock:
         if not await self.acquire():

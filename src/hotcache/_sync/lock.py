@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._concurrency import sync_sleep
 from .._core.freshness import validate_ttl
-from .._errors import BackendError, BackendUnavailable, LockLost, LockTimeout
+from .._errors import LockLost, LockTimeout
 
 if TYPE_CHECKING:
     from .cache import Cache
@@ -134,15 +134,7 @@ class SyncLock:
         return bool(self._call(self._cache._backend.exists, self.key))
 
     def _call(self, op: Any, *args: Any, **kwargs: Any) -> Any:
-        cache = self._cache
-        if cache._breaker.open_until and not cache._breaker.allow():
-            raise BackendUnavailable(f"{cache._redacted} is unavailable (circuit breaker open)")
-        try:
-            result = op(*args, **kwargs)
-        except BackendError as exc:
-            cache._must_raise(exc)
-        cache._succeeded()
-        return result
+        return self._cache._strict(op, *args, **kwargs)  # a lock cannot fail open
 
     def __enter__(self) -> SyncLock:
         if not self.acquire():
