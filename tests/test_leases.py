@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from hotcache import AsyncCache, Cache
+from hotcache import MISSING, AsyncCache, Cache
 from hotcache._core.keys import lease_key
 from processes import SPAWN, run_workers, wait_for
 
@@ -214,3 +214,54 @@ def test_async_caches_share_one_producer_call(store: str) -> None:
                 await cache.close()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("change", ["delete", "set", "write_through", "delete_many"])
+def test_a_result_computed_before_a_write_is_not_stored_after_it(url: str, change: str) -> None:
+    """The stale set: a producer starts, the key is written or deleted, then the
+    producer returns. Its result predates the change and must stay out."""
+    with Cache(url) as cache:
+        started, release = threading.Event(), threading.Event()
+        returned: list[str] = []
+
+        def slow() -> str:
+            started.set()
+            assert release.wait(30)
+            return "computed before the change"
+
+        thread = threading.Thread(target=lambda: returned.append(cache.get_or_set("k", slow)))
+        thread.start()
+        assert started.wait(30)
+        expected: str | None = None
+        if change == "delete":
+            cache.delete("k")
+        elif change == "delete_many":
+            cache.delete_many(["k", "other"])
+        elif change == "set":
+            cache.set("k", expected := "written meanwhile")
+        else:
+            cache.write_through("k", lambda: "saved meanwhile")
+            expected = "saved meanwhile"
+        release.set()
+        thread.join(30)
+        assert returned == ["computed before the change"]  # its caller still gets it
+        assert cache.get("k") == expected
+
+
+def test_an_invalidated_call_does_not_store_its_running_result(url: str) -> None:
+    with Cache(url) as cache:
+        started, release = threading.Event(), threading.Event()
+
+        @cache.cached
+        def report(day: int) -> str:
+            started.set()
+            assert release.wait(30)
+            return f"report {day} from before"
+
+        thread = threading.Thread(target=report, args=(7,))
+        thread.start()
+        assert started.wait(30)
+        report.invalidate(7)
+        release.set()
+        thread.join(30)
+        assert report.get_cached(7) is MISSING

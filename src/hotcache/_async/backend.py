@@ -50,11 +50,22 @@ class AsyncBackend(Protocol):
 
     async def touch(self, key: str, ttl: float | None) -> bool: ...
 
-    async def set_fenced(
-        self, key: str, value: bytes, ttl: float | None, lease: str, token: bytes
+    async def set_leased(
+        self,
+        key: str,
+        value: bytes,
+        ttl: float | None,
+        lease: str,
+        token: bytes | None = None,
+        *,
+        nx: bool = False,
     ) -> bool:
-        """Store ``value`` and delete the lease key ``lease``, atomically, only if
-        ``lease`` holds exactly ``token``; True if stored."""
+        """Store ``value`` and delete the lease key ``lease``, atomically.
+
+        With ``token``: only if ``lease`` holds exactly ``token`` (a producer's
+        write under its lease). Without: as ``set`` (``nx`` too), and a write
+        that stored voids whatever lease a producer holds on the key. True if stored.
+        """
         ...
 
     async def delete_if(self, key: str, value: bytes) -> bool:

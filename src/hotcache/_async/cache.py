@@ -64,10 +64,10 @@ class AsyncCache(CacheBase):
         self._backend = backend or make_async_backend(self.settings)
         self._in_process = in_process_reader(self._backend)
         self._flights = AsyncFlights()
-        # Leases across processes: only a store other processes share needs them.
-        self._leases = self.settings.lease_timeout > 0 and bool(
-            getattr(self._backend, "remote", False)
-        )
+        # Leases: one producer per key across processes, and no result stored
+        # after a write or delete of its key that came while it ran (which needs
+        # them in one process too). ``null://`` keeps nothing to lease.
+        self._leases = self.settings.lease_timeout > 0 and self.settings.url.scheme != "null"
         # A backend given as an object may be anything: no tier without a known feed.
         self._local, self._feed = (
             (None, None) if self._custom else attach(self.settings, self._backend)
@@ -403,10 +403,14 @@ class AsyncCache(CacheBase):
         if local_only:
             self._feed.sync()  # caught up first: a later catch-up would void the token
         token = self._token()
-        if fence is None:
-            stored = await self._call(False, self._backend.set, k, sent, lifetime, nx=nx)
+        if fence is not None:  # a producer's result: only under its lease
+            stored = await self._call(False, self._backend.set_leased, k, sent, lifetime, *fence)
+        elif self._leases:  # a write: any producer running for the key loses its lease
+            stored = await self._call(
+                False, self._backend.set_leased, k, sent, lifetime, lease_key(k), nx=nx
+            )
         else:
-            stored = await self._call(False, self._backend.set_fenced, k, sent, lifetime, *fence)
+            stored = await self._call(False, self._backend.set, k, sent, lifetime, nx=nx)
         if not stored:
             self._forget((k,))
             return False
@@ -523,7 +527,13 @@ class AsyncCache(CacheBase):
 
     async def _delete(self, k: str) -> bool:
         self._stats.deletes += 1
-        existed = await self._call(False, self._backend.delete, k)
+        if self._leases:
+            # A producer running for the key loses its lease: its result, computed
+            # from before the delete, must not be stored after it. (Its lease
+            # counts as existing, the one place a delete's answer is loose.)
+            existed = await self._call(0, self._backend.delete_many, [k, lease_key(k)]) > 0
+        else:
+            existed = await self._call(False, self._backend.delete, k)
         self._remember({k: None})
         return existed
 
@@ -533,7 +543,8 @@ class AsyncCache(CacheBase):
         if not encoded:
             return 0
         self._stats.deletes += len(encoded)
-        existed = await self._call(0, self._backend.delete_many, encoded)
+        voided = [lease_key(k) for k in encoded] if self._leases else []  # as in ``_delete``
+        existed = await self._call(0, self._backend.delete_many, [*encoded, *voided])
         self._remember(dict.fromkeys(encoded))
         return existed
 

@@ -17,11 +17,12 @@ from ..backends.redis import (
     GET_WITH_PTTL,
     INCR_WITH_TTL,
     PERSIST_IF_EXISTS,
-    SET_FENCED,
+    SET_LEASED,
     TOUCH_IF,
     AsyncDriver,
     announcement,
     invalidation_channel,
+    leased_args,
     make_client,
     map_exceptions,
     milliseconds,
@@ -47,7 +48,7 @@ class AsyncRedisBackend:
         self._get_with_pttl = self.client.register_script(GET_WITH_PTTL)
         self._delete_if = self.client.register_script(DELETE_IF)
         self._touch_if = self.client.register_script(TOUCH_IF)
-        self._set_fenced = self.client.register_script(SET_FENCED)
+        self._set_leased = self.client.register_script(SET_LEASED)
 
     # The hot calls translate errors in ``except`` rather than under ``with
     # map_exceptions()``: entering a generator context manager costs about a
@@ -117,12 +118,21 @@ class AsyncRedisBackend:
         with map_exceptions():
             return bool(await self._delete_if(keys=[key], args=[value]))
 
-    async def set_fenced(
-        self, key: str, value: bytes, ttl: float | None, lease: str, token: bytes
+    async def set_leased(
+        self,
+        key: str,
+        value: bytes,
+        ttl: float | None,
+        lease: str,
+        token: bytes | None = None,
+        *,
+        nx: bool = False,
     ) -> bool:
-        px = "" if ttl is None else milliseconds(ttl)
-        with map_exceptions():
-            return bool(await self._set_fenced(keys=[key, lease], args=[value, token, px]))
+        try:
+            args = leased_args(value, ttl, token, nx)
+            return bool(await self._set_leased(keys=[key, lease], args=args))
+        except DRIVER_ERRORS as exc:
+            raise translate(exc) from exc
 
     async def touch_if(self, key: str, value: bytes, ttl: float) -> bool:
         with map_exceptions():
@@ -231,14 +241,20 @@ class AsyncAnnouncingRedisBackend(AsyncRedisBackend):
     async def delete(self, key: str) -> bool:
         return bool(await self._announced(lambda p: p.unlink(key), [key]))
 
-    async def set_fenced(
-        self, key: str, value: bytes, ttl: float | None, lease: str, token: bytes
+    async def set_leased(
+        self,
+        key: str,
+        value: bytes,
+        ttl: float | None,
+        lease: str,
+        token: bytes | None = None,
+        *,
+        nx: bool = False,
     ) -> bool:
-        px = "" if ttl is None else milliseconds(ttl)
+        args = leased_args(value, ttl, token, nx)
         return bool(
             await self._announced(
-                lambda p: self._set_fenced(keys=[key, lease], args=[value, token, px], client=p),
-                [key],
+                lambda p: self._set_leased(keys=[key, lease], args=args, client=p), [key]
             )
         )
 

@@ -49,11 +49,22 @@ class SyncBackend(Protocol):
 
     def touch(self, key: str, ttl: float | None) -> bool: ...
 
-    def set_fenced(
-        self, key: str, value: bytes, ttl: float | None, lease: str, token: bytes
+    def set_leased(
+        self,
+        key: str,
+        value: bytes,
+        ttl: float | None,
+        lease: str,
+        token: bytes | None = None,
+        *,
+        nx: bool = False,
     ) -> bool:
-        """Store ``value`` and delete the lease key ``lease``, atomically, only if
-        ``lease`` holds exactly ``token``; True if stored."""
+        """Store ``value`` and delete the lease key ``lease``, atomically.
+
+        With ``token``: only if ``lease`` holds exactly ``token`` (a producer's
+        write under its lease). Without: as ``set`` (``nx`` too), and a write
+        that stored voids whatever lease a producer holds on the key. True if stored.
+        """
         ...
 
     def delete_if(self, key: str, value: bytes) -> bool:

@@ -154,14 +154,23 @@ class MemoryBackend:
     def touch(self, key: str, ttl: float | None) -> bool:
         return self._store.touch(key, ttl)
 
-    def set_fenced(
-        self, key: str, value: bytes, ttl: float | None, lease: str, token: bytes
+    def set_leased(
+        self,
+        key: str,
+        value: bytes,
+        ttl: float | None,
+        lease: str,
+        token: bytes | None = None,
+        *,
+        nx: bool = False,
     ) -> bool:
         with self._lock:
-            if self._store.peek(lease) != token:
+            if token is not None and self._store.peek(lease) != token:
+                return False
+            if not self.set(key, value, ttl, nx=nx):
                 return False
             self._store.delete(lease)
-            return self.set(key, value, ttl)
+            return True
 
     def delete_if(self, key: str, value: bytes) -> bool:
         with self._lock:

@@ -40,8 +40,15 @@ class NullBackend:
     def touch(self, key: str, ttl: float | None) -> bool:
         return False
 
-    def set_fenced(
-        self, key: str, value: bytes, ttl: float | None, lease: str, token: bytes
+    def set_leased(
+        self,
+        key: str,
+        value: bytes,
+        ttl: float | None,
+        lease: str,
+        token: bytes | None = None,
+        *,
+        nx: bool = False,
     ) -> bool:
         return False
 

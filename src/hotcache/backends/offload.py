@@ -65,10 +65,17 @@ class AsyncOffload:
     async def touch(self, key: str, ttl: float | None) -> bool:
         return await self._run(self.sync.touch, key, ttl)
 
-    async def set_fenced(
-        self, key: str, value: bytes, ttl: float | None, lease: str, token: bytes
+    async def set_leased(
+        self,
+        key: str,
+        value: bytes,
+        ttl: float | None,
+        lease: str,
+        token: bytes | None = None,
+        *,
+        nx: bool = False,
     ) -> bool:
-        return await self._run(self.sync.set_fenced, key, value, ttl, lease, token)
+        return await self._run(self.sync.set_leased, key, value, ttl, lease, token, nx=nx)
 
     async def delete_if(self, key: str, value: bytes) -> bool:
         return await self._run(self.sync.delete_if, key, value)

@@ -65,10 +65,13 @@ return out
 """
 
 # PERSIST answers 0 for a key that exists without a ttl; touch must answer 1.
-SET_FENCED = """
-if redis.pcall('GET', KEYS[2]) ~= ARGV[2] then return 0 end
-if ARGV[3] == '' then redis.call('SET', KEYS[1], ARGV[1])
-else redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3]) end
+# ARGV: value, token ('' for none), px ('' for no expiry), '1' for NX.
+SET_LEASED = """
+if ARGV[2] ~= '' and redis.pcall('GET', KEYS[2]) ~= ARGV[2] then return 0 end
+local args = {'SET', KEYS[1], ARGV[1]}
+if ARGV[3] ~= '' then table.insert(args, 'PX'); table.insert(args, ARGV[3]) end
+if ARGV[4] == '1' then table.insert(args, 'NX') end
+if not redis.call(unpack(args)) then return 0 end
 redis.call('DEL', KEYS[2])
 return 1
 """
@@ -167,6 +170,12 @@ def make_client(url: ParsedURL, options: Mapping[str, Any], driver: Driver) -> A
         **kwargs,
     )
     return driver.client.from_pool(pool)
+
+
+def leased_args(value: bytes, ttl: float | None, token: bytes | None, nx: bool) -> list[Any]:
+    """Return the ARGV of ``SET_LEASED``."""
+    px = "" if ttl is None else milliseconds(ttl)
+    return [value, b"" if token is None else token, px, "1" if nx else ""]
 
 
 def tls_context(options: Mapping[str, Any]) -> ssl.SSLContext:

@@ -327,21 +327,36 @@ class SQLiteBackend:
     def set(self, key: str, value: bytes, ttl: float | None = None, *, nx: bool = False) -> bool:
         row = _row(key, value, PLAIN, ttl)
         with self._write() as conn:
-            if not nx:
-                return self._upsert(conn, [row])
-            if row[-1] > self.max_bytes:
-                return False
-            return conn.execute(_UPSERT_IF_DEAD, (*row, row[-2])).rowcount > 0
+            return self._store_row(conn, row, nx=nx)
 
-    def set_fenced(
-        self, key: str, value: bytes, ttl: float | None, lease: str, token: bytes
+    def _store_row(self, conn: sqlite3.Connection, row: _Row, *, nx: bool) -> bool:
+        if not nx:
+            return self._upsert(conn, [row])
+        if row[-1] > self.max_bytes:
+            return False
+        return conn.execute(_UPSERT_IF_DEAD, (*row, row[-2])).rowcount > 0
+
+    def set_leased(
+        self,
+        key: str,
+        value: bytes,
+        ttl: float | None,
+        lease: str,
+        token: bytes | None = None,
+        *,
+        nx: bool = False,
     ) -> bool:
         row = _row(key, value, PLAIN, ttl)
         with self._write() as conn:
-            sql = f"DELETE FROM hc_entries WHERE {_HOLDING}"
-            if conn.execute(sql, (lease, token, time.time())).rowcount == 0:
+            if token is not None:  # the producer's own write: spend its lease
+                sql = f"DELETE FROM hc_entries WHERE {_HOLDING}"
+                if conn.execute(sql, (lease, token, time.time())).rowcount == 0:
+                    return False
+                return self._upsert(conn, [row])
+            if not self._store_row(conn, row, nx=nx):
                 return False
-            return self._upsert(conn, [row])
+            conn.execute("DELETE FROM hc_entries WHERE key = ?", (lease,))  # void any lease
+            return True
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
         rows = [_row(key, value, PLAIN, ttl) for key, value in items.items()]

@@ -340,24 +340,36 @@ class ApiTests:
         assert backend.get(other) == b"x"
 
     @needs_storage
-    def test_backend_writes_fenced_by_a_lease(self, hc: Harness) -> None:
+    def test_backend_writes_under_a_lease_or_voids_it(self, hc: Harness) -> None:
         c = hc.cache
         key, lease = c.key("fenced"), c.key("fenced-lease")
         backend = Face(c.cache._backend, hc.session.loop)  # type: ignore[arg-type]
-        assert not backend.set_fenced(key, b"v0", LONG, lease, b"t1")  # no lease: refused
+        assert not backend.set_leased(key, b"v0", LONG, lease, b"t1")  # no lease: refused
         assert backend.get(key) is None
         assert backend.set(lease, b"t1", LONG, nx=True)
-        assert not backend.set_fenced(key, b"v1", LONG, lease, b"t2")  # another's token
+        assert not backend.set_leased(key, b"v1", LONG, lease, b"t2")  # another's token
         assert backend.get(key) is None and backend.get(lease) == b"t1"
-        assert backend.set_fenced(key, b"v1", LONG, lease, b"t1")
+        assert backend.set_leased(key, b"v1", LONG, lease, b"t1")
         assert backend.get(key) == b"v1" and backend.get(lease) is None  # lease spent
         left = backend.ttl(key)
         assert left is not None and 0 < left <= LONG
-        assert not backend.set_fenced(key, b"v2", LONG, lease, b"t1")  # spent: once only
+        assert not backend.set_leased(key, b"v2", LONG, lease, b"t1")  # spent: once only
         assert backend.get(key) == b"v1"
         assert backend.set(lease, b"t3", LONG, nx=True)
-        assert backend.set_fenced(key, b"v3", None, lease, b"t3")
+        assert backend.set_leased(key, b"v3", None, lease, b"t3")
         assert backend.ttl(key) == math.inf
+        # Without a token: a plain write that voids the running producer's lease.
+        assert backend.set(lease, b"t4", LONG, nx=True)
+        assert backend.set_leased(key, b"w", 60, lease)
+        assert backend.get(key) == b"w" and backend.get(lease) is None
+        assert not backend.set_leased(key, b"late", 60, lease, b"t4")  # the producer's write
+        assert backend.get(key) == b"w"
+        assert backend.set(lease, b"t5", LONG, nx=True)
+        assert not backend.set_leased(key, b"x", 60, lease, nx=True)  # present: not stored...
+        assert backend.get(lease) == b"t5"  # ...and nothing voided
+        assert backend.delete(key)
+        assert backend.set_leased(key, b"x", 60, lease, nx=True)
+        assert backend.get(key) == b"x" and backend.get(lease) is None
 
     @needs_storage
     def test_backend_reads_values_with_their_ttl(self, hc: Harness) -> None:
