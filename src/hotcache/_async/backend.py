@@ -51,20 +51,11 @@ class AsyncBackend(Protocol):
     async def touch(self, key: str, ttl: float | None) -> bool: ...
 
     async def set_leased(
-        self,
-        key: str,
-        value: bytes,
-        ttl: float | None,
-        lease: str,
-        token: bytes | None = None,
-        *,
-        nx: bool = False,
+        self, key: str, value: bytes, ttl: float | None, lease: str, token: bytes, seen: str
     ) -> bool:
-        """Store ``value`` and delete the lease key ``lease``, atomically.
-
-        With ``token``: only if ``lease`` holds exactly ``token`` (a producer's
-        write under its lease). Without: as ``set`` (``nx`` too), and a write
-        that stored voids whatever lease a producer holds on the key. True if stored.
+        """Store ``value`` and delete the lease key ``lease``, atomically, only if
+        ``lease`` holds exactly ``token`` and ``key`` still holds the payload whose
+        ``payload_digest`` is ``seen`` (``""``: absent). True if stored.
         """
         ...
 

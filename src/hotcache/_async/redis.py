@@ -119,17 +119,10 @@ class AsyncRedisBackend:
             return bool(await self._delete_if(keys=[key], args=[value]))
 
     async def set_leased(
-        self,
-        key: str,
-        value: bytes,
-        ttl: float | None,
-        lease: str,
-        token: bytes | None = None,
-        *,
-        nx: bool = False,
+        self, key: str, value: bytes, ttl: float | None, lease: str, token: bytes, seen: str
     ) -> bool:
         try:
-            args = leased_args(value, ttl, token, nx)
+            args = leased_args(value, ttl, token, seen)
             return bool(await self._set_leased(keys=[key, lease], args=args))
         except DRIVER_ERRORS as exc:
             raise translate(exc) from exc
@@ -242,16 +235,9 @@ class AsyncAnnouncingRedisBackend(AsyncRedisBackend):
         return bool(await self._announced(lambda p: p.unlink(key), [key]))
 
     async def set_leased(
-        self,
-        key: str,
-        value: bytes,
-        ttl: float | None,
-        lease: str,
-        token: bytes | None = None,
-        *,
-        nx: bool = False,
+        self, key: str, value: bytes, ttl: float | None, lease: str, token: bytes, seen: str
     ) -> bool:
-        args = leased_args(value, ttl, token, nx)
+        args = leased_args(value, ttl, token, seen)
         return bool(
             await self._announced(
                 lambda p: self._set_leased(keys=[key, lease], args=args, client=p), [key]

@@ -21,6 +21,7 @@ deleting it and reading a miss.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import struct
@@ -41,6 +42,7 @@ __all__ = [
     "Meta",
     "add_to_counter",
     "is_int_payload",
+    "payload_digest",
 ]
 
 MAGIC = 0xC5
@@ -124,6 +126,12 @@ class Meta(NamedTuple):
                 compute_time = _F64.unpack_from(data, pos)[0]
             pos += size
         return cls(created, soft_expiry, compute_time, tags)
+
+
+def payload_digest(raw: bytes | None) -> str:
+    """Return what identifies a stored payload (``""``: absent), as Redis's Lua
+    ``redis.sha1hex`` computes it, for a write that must find it unchanged."""
+    return "" if raw is None else hashlib.sha1(raw, usedforsecurity=False).hexdigest()
 
 
 class Kept:

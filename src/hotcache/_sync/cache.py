@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from .._concurrency import SyncAwaitable, sync_blocking, sync_produce, sync_sleep
 from .._context import TenantResolver
 from .._core import tags as tagging
-from .._core.envelope import SLOW, DecodeError, Kept, Meta
+from .._core.envelope import SLOW, DecodeError, Kept, Meta, payload_digest
 from .._core.freshness import resolve_ttl
 from .._core.keys import KeyLike, key_text, lease_key, lock_key, tag_key
 from .._core.missing import MISSING, Missing
@@ -31,6 +31,8 @@ __all__ = ["Cache"]
 # A lease waiter looks for the value at most this long after it lands: one
 # waiter per process (the others wait on its flight), so the store hardly notices.
 LEASE_POLL = 0.01
+Fence = tuple[str, bytes, str]  # lease key, token, digest of what the key held
+FAILED: Any = object()  # a backend read that failed open
 
 T = TypeVar("T")
 D = TypeVar("D")
@@ -373,12 +375,13 @@ class Cache(CacheBase):
         *,
         nx: bool = False,
         local_only: bool = False,
-        fence: tuple[str, bytes] | None = None,
+        fence: Fence | None = None,
     ) -> bool:
         """Encode and write one entry, carrying ``tags`` at ``versions`` (read if absent).
 
         ``local_only``: the shared tier gets a marker, the local tier the entry.
-        ``fence``: (lease key, token): written only while that lease is ours.
+        ``fence``: (lease key, token, digest): written only while that lease is
+        ours and the key still holds what it held when the lease was taken.
         """
         local_only = local_only and self._in_process is None  # memory:// is local already
         # Encoded first, so a value that cannot be is refused before anything is
@@ -404,14 +407,10 @@ class Cache(CacheBase):
         if local_only:
             self._feed.sync()  # caught up first: a later catch-up would void the token
         token = self._token()
-        if fence is not None:  # a producer's result: only under its lease
-            stored = self._call(False, self._backend.set_leased, k, sent, lifetime, *fence)
-        elif self._leases:  # a write: any producer running for the key loses its lease
-            stored = self._call(
-                False, self._backend.set_leased, k, sent, lifetime, lease_key(k), nx=nx
-            )
-        else:
+        if fence is None:
             stored = self._call(False, self._backend.set, k, sent, lifetime, nx=nx)
+        else:  # a producer's result: only under its lease, over what it saw
+            stored = self._call(False, self._backend.set_leased, k, sent, lifetime, *fence)
         if not stored:
             self._forget((k,))
             return False
@@ -655,11 +654,12 @@ class Cache(CacheBase):
 
         return self._flights.run(k, seen, produce)
 
-    def _lease(self, k: str, tags: tuple[str, ...]) -> tuple[tuple[str, bytes] | None, Any]:
+    def _lease(self, k: str, tags: tuple[str, ...]) -> tuple[Fence | None, Any]:
         """Take the lease on ``k`` before producing it, or wait for the value from
         the process that holds it. Returns ``(fence, MISSING)`` when this caller
-        is to produce (``fence``: the lease to write under; ``None``: leases off,
-        the store failed, or the wait ran out), or ``(None, value)``.
+        is to produce (``fence``: the lease to write under, and what the key held
+        when it was taken; ``None``: leases off, the store failed, or the wait
+        ran out), or ``(None, value)``.
         """
         if not self._leases:
             return None, MISSING
@@ -676,12 +676,18 @@ class Cache(CacheBase):
                 None, self._backend.set, lease, token, self.settings.lease_timeout, nx=True
             )
             if taken:
-                # The last holder may have stored the value and let go between our
-                # miss and now: look once more before producing it again.
-                value = self._look_again(k, tags, reads)
+                # Read the key itself once more: the last holder may have stored the
+                # value and let go between our miss and now; and what it holds now
+                # is what our write will require it still to hold (a write since
+                # means our result is stale: no stale sets).
+                raw = self._call(FAILED, self._backend.get, k)
+                if raw is FAILED:
+                    self._unlease((lease, token, ""))
+                    return None, MISSING
+                value = self._look_at(k, raw)
                 if value is MISSING:
-                    return (lease, token), MISSING
-                self._unlease((lease, token))
+                    return (lease, token, payload_digest(raw)), MISSING
+                self._unlease((lease, token, ""))
                 return None, value
             left = deadline - time.monotonic()
             if taken is None or left <= 0:
@@ -700,17 +706,26 @@ class Cache(CacheBase):
         """Look ``k`` up again for a call whose miss was counted already (it stays
         one miss, however many looks its wait takes)."""
         value, _ = self._lookup(k, tags, reads)
+        self._uncount(value)
+        return value
+
+    def _look_at(self, k: str, raw: bytes | None) -> Any:
+        """Decode a payload read again for a call whose miss was counted already."""
+        value = self._decoded(k, raw, {})
+        self._uncount(value)
+        return value
+
+    def _uncount(self, value: Any) -> None:
         if value is MISSING:
             self._stats.misses -= 1
         else:
             self._stats.hits -= 1
-        return value
 
-    def _unlease(self, fence: tuple[str, bytes] | None) -> None:
+    def _unlease(self, fence: Fence | None) -> None:
         """Give back a lease a producer did not spend (it raised, or was cancelled),
         so a waiter takes over at once rather than at its expiry."""
         if fence is not None:
-            self._call(False, self._backend.delete_if, *fence)
+            self._call(False, self._backend.delete_if, fence[0], fence[1])
 
     def write_through(
         self,

@@ -116,17 +116,10 @@ class SyncRedisBackend:
             return bool(self._delete_if(keys=[key], args=[value]))
 
     def set_leased(
-        self,
-        key: str,
-        value: bytes,
-        ttl: float | None,
-        lease: str,
-        token: bytes | None = None,
-        *,
-        nx: bool = False,
+        self, key: str, value: bytes, ttl: float | None, lease: str, token: bytes, seen: str
     ) -> bool:
         try:
-            args = leased_args(value, ttl, token, nx)
+            args = leased_args(value, ttl, token, seen)
             return bool(self._set_leased(keys=[key, lease], args=args))
         except DRIVER_ERRORS as exc:
             raise translate(exc) from exc
@@ -237,16 +230,9 @@ class SyncAnnouncingRedisBackend(SyncRedisBackend):
         return bool(self._announced(lambda p: p.unlink(key), [key]))
 
     def set_leased(
-        self,
-        key: str,
-        value: bytes,
-        ttl: float | None,
-        lease: str,
-        token: bytes | None = None,
-        *,
-        nx: bool = False,
+        self, key: str, value: bytes, ttl: float | None, lease: str, token: bytes, seen: str
     ) -> bool:
-        args = leased_args(value, ttl, token, nx)
+        args = leased_args(value, ttl, token, seen)
         return bool(
             self._announced(
                 lambda p: self._set_leased(keys=[key, lease], args=args, client=p), [key]

@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from .._core.envelope import add_to_counter
+from .._core.envelope import add_to_counter, payload_digest
 from .._core.store import Policy, Store
 from ._common import compile_glob, wrong_type
 
@@ -155,22 +155,16 @@ class MemoryBackend:
         return self._store.touch(key, ttl)
 
     def set_leased(
-        self,
-        key: str,
-        value: bytes,
-        ttl: float | None,
-        lease: str,
-        token: bytes | None = None,
-        *,
-        nx: bool = False,
+        self, key: str, value: bytes, ttl: float | None, lease: str, token: bytes, seen: str
     ) -> bool:
         with self._lock:
-            if token is not None and self._store.peek(lease) != token:
+            now = self._store.peek(key)
+            if self._store.peek(lease) != token or isinstance(now, dict):
                 return False
-            if not self.set(key, value, ttl, nx=nx):
+            if payload_digest(now) != seen:
                 return False
             self._store.delete(lease)
-            return True
+            return self.set(key, value, ttl)
 
     def delete_if(self, key: str, value: bytes) -> bool:
         with self._lock:

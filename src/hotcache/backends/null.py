@@ -41,14 +41,7 @@ class NullBackend:
         return False
 
     def set_leased(
-        self,
-        key: str,
-        value: bytes,
-        ttl: float | None,
-        lease: str,
-        token: bytes | None = None,
-        *,
-        nx: bool = False,
+        self, key: str, value: bytes, ttl: float | None, lease: str, token: bytes, seen: str
     ) -> bool:
         return False
 

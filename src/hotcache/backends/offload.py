@@ -66,16 +66,9 @@ class AsyncOffload:
         return await self._run(self.sync.touch, key, ttl)
 
     async def set_leased(
-        self,
-        key: str,
-        value: bytes,
-        ttl: float | None,
-        lease: str,
-        token: bytes | None = None,
-        *,
-        nx: bool = False,
+        self, key: str, value: bytes, ttl: float | None, lease: str, token: bytes, seen: str
     ) -> bool:
-        return await self._run(self.sync.set_leased, key, value, ttl, lease, token, nx=nx)
+        return await self._run(self.sync.set_leased, key, value, ttl, lease, token, seen)
 
     async def delete_if(self, key: str, value: bytes) -> bool:
         return await self._run(self.sync.delete_if, key, value)

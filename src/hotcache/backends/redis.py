@@ -65,13 +65,14 @@ return out
 """
 
 # PERSIST answers 0 for a key that exists without a ttl; touch must answer 1.
-# ARGV: value, token ('' for none), px ('' for no expiry), '1' for NX.
+# ARGV: value, token, px ('' for no expiry), digest of what KEYS[1] must hold ('': absent).
 SET_LEASED = """
-if ARGV[2] ~= '' and redis.pcall('GET', KEYS[2]) ~= ARGV[2] then return 0 end
-local args = {'SET', KEYS[1], ARGV[1]}
-if ARGV[3] ~= '' then table.insert(args, 'PX'); table.insert(args, ARGV[3]) end
-if ARGV[4] == '1' then table.insert(args, 'NX') end
-if not redis.call(unpack(args)) then return 0 end
+if redis.pcall('GET', KEYS[2]) ~= ARGV[2] then return 0 end
+local now = redis.pcall('GET', KEYS[1])
+if type(now) == 'table' then return 0 end
+if (now and redis.sha1hex(now) or '') ~= ARGV[4] then return 0 end
+if ARGV[3] == '' then redis.call('SET', KEYS[1], ARGV[1])
+else redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3]) end
 redis.call('DEL', KEYS[2])
 return 1
 """
@@ -172,10 +173,9 @@ def make_client(url: ParsedURL, options: Mapping[str, Any], driver: Driver) -> A
     return driver.client.from_pool(pool)
 
 
-def leased_args(value: bytes, ttl: float | None, token: bytes | None, nx: bool) -> list[Any]:
+def leased_args(value: bytes, ttl: float | None, token: bytes, seen: str) -> list[Any]:
     """Return the ARGV of ``SET_LEASED``."""
-    px = "" if ttl is None else milliseconds(ttl)
-    return [value, b"" if token is None else token, px, "1" if nx else ""]
+    return [value, token, "" if ttl is None else milliseconds(ttl), seen]
 
 
 def tls_context(options: Mapping[str, Any]) -> ssl.SSLContext:

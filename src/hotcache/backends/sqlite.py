@@ -20,7 +20,7 @@ import struct
 import time
 from collections.abc import Iterator, Mapping, Sequence
 
-from .._core.envelope import add_to_counter
+from .._core.envelope import add_to_counter, payload_digest
 from .._errors import ConfigError
 from ._common import compile_glob, wrong_type
 from ._sqlite_conn import FORK_GATE, ThreadConnections, map_exceptions, translate
@@ -327,36 +327,26 @@ class SQLiteBackend:
     def set(self, key: str, value: bytes, ttl: float | None = None, *, nx: bool = False) -> bool:
         row = _row(key, value, PLAIN, ttl)
         with self._write() as conn:
-            return self._store_row(conn, row, nx=nx)
-
-    def _store_row(self, conn: sqlite3.Connection, row: _Row, *, nx: bool) -> bool:
-        if not nx:
-            return self._upsert(conn, [row])
-        if row[-1] > self.max_bytes:
-            return False
-        return conn.execute(_UPSERT_IF_DEAD, (*row, row[-2])).rowcount > 0
+            if not nx:
+                return self._upsert(conn, [row])
+            if row[-1] > self.max_bytes:
+                return False
+            return conn.execute(_UPSERT_IF_DEAD, (*row, row[-2])).rowcount > 0
 
     def set_leased(
-        self,
-        key: str,
-        value: bytes,
-        ttl: float | None,
-        lease: str,
-        token: bytes | None = None,
-        *,
-        nx: bool = False,
+        self, key: str, value: bytes, ttl: float | None, lease: str, token: bytes, seen: str
     ) -> bool:
         row = _row(key, value, PLAIN, ttl)
         with self._write() as conn:
-            if token is not None:  # the producer's own write: spend its lease
-                sql = f"DELETE FROM hc_entries WHERE {_HOLDING}"
-                if conn.execute(sql, (lease, token, time.time())).rowcount == 0:
-                    return False
-                return self._upsert(conn, [row])
-            if not self._store_row(conn, row, nx=nx):
+            now = conn.execute(_GET, (key, time.time())).fetchone()
+            if now is not None and now[1] != PLAIN:
                 return False
-            conn.execute("DELETE FROM hc_entries WHERE key = ?", (lease,))  # void any lease
-            return True
+            if payload_digest(None if now is None else bytes(now[0])) != seen:
+                return False
+            sql = f"DELETE FROM hc_entries WHERE {_HOLDING}"  # spend the lease
+            if conn.execute(sql, (lease, token, time.time())).rowcount == 0:
+                return False
+            return self._upsert(conn, [row])
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
         rows = [_row(key, value, PLAIN, ttl) for key, value in items.items()]

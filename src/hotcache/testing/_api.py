@@ -10,6 +10,7 @@ import pytest
 
 from .._core.freshness import FOREVER
 from .._core.missing import MISSING
+from ..backends import payload_digest
 from ._harness import Face, Harness, needs_storage, without_storage
 
 __all__ = ["ApiTests", "NullTests"]
@@ -340,36 +341,30 @@ class ApiTests:
         assert backend.get(other) == b"x"
 
     @needs_storage
-    def test_backend_writes_under_a_lease_or_voids_it(self, hc: Harness) -> None:
+    def test_backend_writes_under_a_lease_over_what_it_saw(self, hc: Harness) -> None:
         c = hc.cache
         key, lease = c.key("fenced"), c.key("fenced-lease")
         backend = Face(c.cache._backend, hc.session.loop)  # type: ignore[arg-type]
-        assert not backend.set_leased(key, b"v0", LONG, lease, b"t1")  # no lease: refused
+        absent = payload_digest(None)
+        assert not backend.set_leased(key, b"v0", LONG, lease, b"t1", absent)  # no lease
         assert backend.get(key) is None
         assert backend.set(lease, b"t1", LONG, nx=True)
-        assert not backend.set_leased(key, b"v1", LONG, lease, b"t2")  # another's token
+        assert not backend.set_leased(key, b"v1", LONG, lease, b"t2", absent)  # not its token
         assert backend.get(key) is None and backend.get(lease) == b"t1"
-        assert backend.set_leased(key, b"v1", LONG, lease, b"t1")
+        assert backend.set_leased(key, b"v1", LONG, lease, b"t1", absent)
         assert backend.get(key) == b"v1" and backend.get(lease) is None  # lease spent
         left = backend.ttl(key)
         assert left is not None and 0 < left <= LONG
-        assert not backend.set_leased(key, b"v2", LONG, lease, b"t1")  # spent: once only
-        assert backend.get(key) == b"v1"
+        assert not backend.set_leased(key, b"v2", LONG, lease, b"t1", payload_digest(b"v1"))
+        assert backend.get(key) == b"v1"  # spent: once only
         assert backend.set(lease, b"t3", LONG, nx=True)
-        assert backend.set_leased(key, b"v3", None, lease, b"t3")
-        assert backend.ttl(key) == math.inf
-        # Without a token: a plain write that voids the running producer's lease.
+        assert not backend.set_leased(key, b"v3", None, lease, b"t3", absent)  # it holds v1
+        assert backend.get(lease) == b"t3"  # refused: nothing changed, lease kept
+        assert backend.set_leased(key, b"v3", None, lease, b"t3", payload_digest(b"v1"))
+        assert backend.get(key) == b"v3" and backend.ttl(key) == math.inf
+        c.hset("hash", "f", 1)  # a hash is never what a producer saw
         assert backend.set(lease, b"t4", LONG, nx=True)
-        assert backend.set_leased(key, b"w", 60, lease)
-        assert backend.get(key) == b"w" and backend.get(lease) is None
-        assert not backend.set_leased(key, b"late", 60, lease, b"t4")  # the producer's write
-        assert backend.get(key) == b"w"
-        assert backend.set(lease, b"t5", LONG, nx=True)
-        assert not backend.set_leased(key, b"x", 60, lease, nx=True)  # present: not stored...
-        assert backend.get(lease) == b"t5"  # ...and nothing voided
-        assert backend.delete(key)
-        assert backend.set_leased(key, b"x", 60, lease, nx=True)
-        assert backend.get(key) == b"x" and backend.get(lease) is None
+        assert not backend.set_leased(c.key("hash"), b"x", 60, lease, b"t4", absent)
 
     @needs_storage
     def test_backend_reads_values_with_their_ttl(self, hc: Harness) -> None:
