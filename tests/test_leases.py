@@ -20,6 +20,7 @@ import pytest
 
 from hotcache import MISSING, AsyncCache, Cache
 from hotcache._core.keys import lease_key
+from hotcache._sync.flight import RETRY
 from processes import SPAWN, run_workers, wait_for
 
 PROCS, THREADS = 4, 5
@@ -87,7 +88,6 @@ def test_a_dead_holders_lease_expires_and_a_waiter_takes_over(store: str) -> Non
         os.kill(holder.pid, signal.SIGKILL)
         holder.join(10)
         with Cache(store, lease_timeout=0.5) as cache:
-            assert cache._backend.exists(lease_key(cache._key("k")))  # left behind
             assert cache.get_or_set("k", lambda: "taken over") == "taken over"
             assert cache.get("k") == "taken over"
     finally:
@@ -160,7 +160,14 @@ def test_a_bounded_wait_computes_rather_than_waiting_for_ever(store: str) -> Non
         thread.start()
         lease = lease_key(first._key("k"))
         wait_for(lambda: first._backend.exists(lease), "the first holder has the lease")
-        assert impatient.get_or_set("k", lambda: "own") == "own"  # did not wait 60 s
+        got: list[str] = []
+        caller = threading.Thread(
+            target=lambda: got.append(impatient.get_or_set("k", lambda: "own"))
+        )
+        caller.start()
+        caller.join(10)  # the holder holds on for good (until released below)
+        assert got == ["own"], "the bounded wait did not end"
+        assert first._backend.exists(lease)  # it computed without waiting for the holder
         release.set()
         thread.join(30)
 
@@ -265,3 +272,70 @@ def test_an_invalidated_call_does_not_store_its_running_result(url: str) -> None
         release.set()
         thread.join(30)
         assert report.get_cached(7) is MISSING
+
+
+def test_a_request_scope_does_not_hide_the_value_a_flight_stored(url: str) -> None:
+    """A late caller missed, then found the flight landed: its next look must go
+    past its request scope (which remembers the miss) to the value just stored."""
+    with Cache(url) as cache, cache.request_scope():
+        calls: list[str] = []
+        k = cache._key("k")
+        seen = cache._flights.landings
+        assert cache._lookup(k, (), [k])[0] is MISSING  # the scope now holds the miss
+        cache.get_or_set("k", lambda: calls.append("leader") or "value")  # lands
+        assert cache._flights.run(k, seen, lambda: calls.append("late")) is RETRY
+        cache._again(k)
+        assert cache._lookup(k, (), [k])[0] == "value"
+        assert calls == ["leader"]
+
+
+def test_a_cancelled_lease_taker_gives_the_lease_back(store: str) -> None:
+    async def main() -> None:
+        async with AsyncCache(store) as cache:
+            started = asyncio.Event()
+
+            async def forever() -> str:
+                started.set()
+                await asyncio.Event().wait()
+                return "never"
+
+            task = asyncio.ensure_future(cache.get_or_set("k", forever))
+            await started.wait()
+            lease = lease_key(cache._key("k"))
+            assert await cache._backend.exists(lease)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert not await cache._backend.exists(lease)  # no one waits for its expiry
+
+    asyncio.run(main())
+
+
+def test_flights_of_one_cache_on_two_event_loops_stay_apart() -> None:
+    """An event of one loop cannot wake a task of another: each loop's callers
+    share flights among themselves only."""
+    cache = Cache("memory://")
+    calls: list[int] = []
+
+    @cache.cached
+    async def slow(x: int) -> int:
+        calls.append(x)
+        await asyncio.sleep(0.05)
+        return x
+
+    done: list[list[int]] = []
+
+    def in_a_loop_of_its_own() -> None:
+        async def main() -> list[int]:
+            return list(await asyncio.gather(slow(1), slow(1)))
+
+        done.append(asyncio.run(main()))  # a cross-loop wake-up would raise or hang
+
+    threads = [threading.Thread(target=in_a_loop_of_its_own) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert done == [[1, 1], [1, 1]]
+    assert 1 <= len(calls) <= 2  # at most one call per loop (the lease may make it one)
+    cache.close()

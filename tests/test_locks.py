@@ -92,7 +92,7 @@ def test_only_the_owner_releases_and_a_lost_lock_is_reported(url: str) -> None:
 
 def test_extend_keeps_the_lock_and_fails_once_it_was_lost(url: str) -> None:
     with Cache(url) as cache:
-        lock = cache.lock("long", timeout=0.2)
+        lock = cache.lock("long", timeout=5)
         assert lock.acquire()
         lock.extend(60)
         left = cache._backend.ttl(lock.key)
@@ -172,3 +172,14 @@ def test_a_lock_cannot_fail_open(own_redis: RedisServer) -> None:
             lock.release()
         with pytest.raises(BackendError):
             cache.lock("y").acquire()
+
+
+def test_clearing_the_cache_never_takes_a_lock_from_its_owner(url: str) -> None:
+    with Cache(url) as cache:
+        lock = cache.lock("job", timeout=30)
+        assert lock.acquire()
+        cache.set("entry", 1)
+        cache.clear()
+        assert cache.get("entry") is None
+        assert lock.locked() and not cache.lock("job").acquire(blocking=False)
+        lock.release()

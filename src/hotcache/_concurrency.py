@@ -23,6 +23,19 @@ SyncAwaitable = Union[T]  # noqa: UP007 (a one-member Union is the point)
 # What a waiter waits on: an event of the loop, or of the threads.
 AsyncEvent = asyncio.Event
 SyncEvent = threading.Event
+
+
+def async_waiters() -> object:
+    """Return what waiters on an ``AsyncEvent`` share: the running loop (an event
+    belongs to the loop that first waits on it)."""
+    return asyncio.get_running_loop()
+
+
+def sync_waiters() -> object:
+    """Threads share every ``SyncEvent``."""
+    return None
+
+
 # How a waiter pauses: yielding to the loop, or blocking the thread.
 async_sleep = asyncio.sleep
 sync_sleep = time.sleep
@@ -35,9 +48,11 @@ __all__ = [
     "async_blocking",
     "async_produce",
     "async_sleep",
+    "async_waiters",
     "sync_blocking",
     "sync_produce",
     "sync_sleep",
+    "sync_waiters",
 ]
 
 

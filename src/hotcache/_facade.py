@@ -376,6 +376,14 @@ class CacheBase:
     def _scope(self) -> dict[str, Payload | None] | None:
         return self._context.scope() if self._context.active else None
 
+    def _again(self, k: str) -> None:
+        """Before one call looks ``k`` up once more: its request scope must not
+        answer with the miss it saw, and that miss is not counted twice."""
+        scope = self._scope()
+        if scope is not None:
+            scope.pop(k, None)
+        self._stats.misses -= 1
+
     def _token(self) -> int:
         """Return the local tier's token, taken before a write is sent (``_remember``)."""
         return 0 if self._local is None else self._local.token()

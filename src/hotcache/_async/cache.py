@@ -616,6 +616,7 @@ class AsyncCache(CacheBase):
             )
             if value is not RETRY:
                 return value
+            self._again(k)
 
     async def _fill(
         self,
@@ -665,29 +666,23 @@ class AsyncCache(CacheBase):
         lease = lease_key(k)
         token = os.urandom(16).hex().encode("ascii")
         wait = self.settings.lease_wait
-        # By default (twice the lease) a waiter outwaits a dead holder's lease, and the producer
-        # of whoever takes it over.
+        # By default (twice the lease) a waiter outwaits a dead holder's lease,
+        # and the producer of whoever takes it over.
         deadline = time.monotonic() + (2 * self.settings.lease_timeout if wait is None else wait)
         reads = self._tag_reads(k, tags)
         pause = FIRST_POLL
         while True:
-            taken = await self._call(
-                None, self._backend.set, lease, token, self.settings.lease_timeout, nx=True
-            )
-            if taken:
-                # Read the key itself once more: the last holder may have stored the
-                # value and let go between our miss and now; and what it holds now
-                # is what our write will require it still to hold (a write since
-                # means our result is stale: no stale sets).
-                raw = await self._call(FAILED, self._backend.get, k)
-                if raw is FAILED:
-                    await self._unlease((lease, token, ""))
-                    return None, MISSING
-                value = await self._look_at(k, raw)
-                if value is MISSING:
-                    return (lease, token, payload_digest(raw)), MISSING
+            try:
+                taken = await self._call(
+                    None, self._backend.set, lease, token, self.settings.lease_timeout, nx=True
+                )
+                if taken:
+                    return await self._leased(k, (lease, token, ""))
+            except BaseException:
+                # Cancelled with the lease maybe taken: give it back (the token is
+                # this call's own, so this never frees another's).
                 await self._unlease((lease, token, ""))
-                return None, value
+                raise
             left = deadline - time.monotonic()
             if taken is None or left <= 0:
                 return None, MISSING  # failing open, or waited long enough: produce
@@ -702,23 +697,27 @@ class AsyncCache(CacheBase):
                 return None, value
 
     async def _look_again(self, k: str, tags: tuple[str, ...], reads: list[str]) -> Any:
-        """Look ``k`` up again for a call whose miss was counted already (it stays
-        one miss, however many looks its wait takes)."""
+        """Look ``k`` up again for a call whose miss was counted already (it counts
+        once, as what its last look found)."""
+        self._again(k)
         value, _ = await self._lookup(k, tags, reads)
-        self._uncount(value)
         return value
 
-    async def _look_at(self, k: str, raw: bytes | None) -> Any:
-        """Decode a payload read again for a call whose miss was counted already."""
-        value = await self._decoded(k, raw, {})
-        self._uncount(value)
-        return value
-
-    def _uncount(self, value: Any) -> None:
-        if value is MISSING:
-            self._stats.misses -= 1
+    async def _leased(self, k: str, fence: Fence) -> tuple[Fence | None, Any]:
+        """With the lease on ``k`` taken: read the key itself once more. The last
+        holder may have stored the value and let go between our miss and now; and
+        what it holds now is what our write will require it still to hold (a
+        write since means our result is stale: no stale sets)."""
+        raw = await self._call(FAILED, self._backend.get, k)
+        if raw is not FAILED:
+            self._again(k)
+            value = await self._decoded(k, raw, {})
+            if value is MISSING:
+                return (fence[0], fence[1], payload_digest(raw)), MISSING
         else:
-            self._stats.hits -= 1
+            value = MISSING  # failing open: produce, and the write fails open too
+        await self._unlease(fence)
+        return None, value
 
     async def _unlease(self, fence: Fence | None) -> None:
         """Give back a lease a producer did not spend (it raised, or was cancelled),

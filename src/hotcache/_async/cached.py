@@ -63,6 +63,7 @@ class AsyncRunner:
             if value is MISSING:
                 value = await self._miss(k, tags, versions, args, kwargs, seen)
                 if value is RETRY:
+                    face._again(k)
                     continue
                 return value
             if type(value) is CachedError:

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .._concurrency import AsyncAwaitable, AsyncEvent
+from .._concurrency import AsyncAwaitable, AsyncEvent, async_waiters
 
 __all__ = ["RETRY", "AsyncFlights"]
 
@@ -37,7 +37,8 @@ class AsyncFlights:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._running: dict[str, _Flight] = {}
+        # By waiters (an event loop's flights are its own) and key.
+        self._running: dict[tuple[object, str], _Flight] = {}
         self.landings = 0
         """Flights landed so far: read before a lookup, passed to ``run``."""
         self._landed: dict[str, int] = {}  # key -> ``landings`` when its last flight landed
@@ -50,12 +51,13 @@ class AsyncFlights:
         ``RETRY`` when the caller must look again first: a flight of ``k`` landed
         since (or was abandoned while the caller waited for it).
         """
+        place = (async_waiters(), k)
         with self._lock:
-            flight = self._running.get(k)
+            flight = self._running.get(place)
             if flight is None:
                 if seen != self.landings and self._landed.get(k, self._forgotten) > seen:
                     return RETRY
-                flight = self._running[k] = _Flight()
+                flight = self._running[place] = _Flight()
                 leader = True
             else:
                 leader = False
@@ -77,7 +79,7 @@ class AsyncFlights:
         finally:
             flight.done.set()
             with self._lock:
-                del self._running[k]
+                del self._running[place]
                 self.landings += 1
                 if len(self._landed) >= _MAX_LANDED:
                     self._landed.clear()

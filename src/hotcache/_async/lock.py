@@ -83,6 +83,8 @@ class AsyncLock:
         if self._token is not None:
             raise RuntimeError(f"lock {self.name!r} is held by this object already")
         blocking = self.blocking if blocking is None else blocking
+        if blocking_timeout is not None:
+            validate_ttl(blocking_timeout, name="blocking_timeout")
         wait = self.blocking_timeout if blocking_timeout is None else blocking_timeout
         deadline = None if wait is None else time.monotonic() + wait
         token = os.urandom(16).hex().encode("ascii")
@@ -111,8 +113,9 @@ class AsyncLock:
         token = self._token
         if token is None:
             raise RuntimeError(f"lock {self.name!r} is not held by this object")
-        self._token = None
-        if not await self._call(self._cache._backend.delete_if, self.key, token):
+        released = await self._call(self._cache._backend.delete_if, self.key, token)
+        self._token = None  # only now: a store that failed leaves it to retry
+        if not released:
             raise LockLost(f"lock {self.name!r} expired while held")
 
     async def extend(self, timeout: float | None = None) -> None:

@@ -152,14 +152,19 @@ def lease_key(key: str) -> str:
 
 
 def lock_key(header: str, name: str) -> str:
-    """Return the backend key of the lock ``name`` under ``header``: ``#k:`` (or
-    ``#K:`` and a digest when long) keeps it apart from every entry and tag key."""
+    """Return the backend key of the lock ``name`` under ``header``.
+
+    It starts with ``#lock:``, which no escaped namespace can (``#`` is escaped
+    there): apart from every entry, tag and lease key, and outside every
+    namespace's ``clear()`` pattern, which must never take a lock from its owner.
+    A long name is replaced by its digest (``#LOCK:``).
+    """
     if not isinstance(name, str) or not name:
         raise ValueError("a lock name must be a non-empty str")
     raw = name.encode("utf-8", "surrogatepass")
-    if len(raw) + len(header) + 3 <= MAX_KEY_BYTES:
-        return f"{header}#k:{name}"
-    return f"{header}#K:{hashlib.sha256(raw).hexdigest()[:40]}"
+    if len(raw) + len(header) + 7 <= MAX_KEY_BYTES:
+        return f"#lock:{header}:{name}"
+    return f"#LOCK:{header}:{hashlib.sha256(raw).hexdigest()[:40]}"
 
 
 def tag_key(key: str, tag: str) -> str:

@@ -64,6 +64,7 @@ class SyncRunner:
             if value is MISSING:
                 value = self._miss(k, tags, versions, args, kwargs, seen)
                 if value is RETRY:
+                    face._again(k)
                     continue
                 return value
             if type(value) is CachedError:

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .._concurrency import SyncAwaitable, SyncEvent
+from .._concurrency import SyncAwaitable, SyncEvent, sync_waiters
 
 __all__ = ["RETRY", "SyncFlights"]
 
@@ -38,7 +38,8 @@ class SyncFlights:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._running: dict[str, _Flight] = {}
+        # By waiters (an event loop's flights are its own) and key.
+        self._running: dict[tuple[object, str], _Flight] = {}
         self.landings = 0
         """Flights landed so far: read before a lookup, passed to ``run``."""
         self._landed: dict[str, int] = {}  # key -> ``landings`` when its last flight landed
@@ -51,12 +52,13 @@ class SyncFlights:
         ``RETRY`` when the caller must look again first: a flight of ``k`` landed
         since (or was abandoned while the caller waited for it).
         """
+        place = (sync_waiters(), k)
         with self._lock:
-            flight = self._running.get(k)
+            flight = self._running.get(place)
             if flight is None:
                 if seen != self.landings and self._landed.get(k, self._forgotten) > seen:
                     return RETRY
-                flight = self._running[k] = _Flight()
+                flight = self._running[place] = _Flight()
                 leader = True
             else:
                 leader = False
@@ -78,7 +80,7 @@ class SyncFlights:
         finally:
             flight.done.set()
             with self._lock:
-                del self._running[k]
+                del self._running[place]
                 self.landings += 1
                 if len(self._landed) >= _MAX_LANDED:
                     self._landed.clear()

@@ -82,6 +82,8 @@ class SyncLock:
         if self._token is not None:
             raise RuntimeError(f"lock {self.name!r} is held by this object already")
         blocking = self.blocking if blocking is None else blocking
+        if blocking_timeout is not None:
+            validate_ttl(blocking_timeout, name="blocking_timeout")
         wait = self.blocking_timeout if blocking_timeout is None else blocking_timeout
         deadline = None if wait is None else time.monotonic() + wait
         token = os.urandom(16).hex().encode("ascii")
@@ -110,8 +112,9 @@ class SyncLock:
         token = self._token
         if token is None:
             raise RuntimeError(f"lock {self.name!r} is not held by this object")
-        self._token = None
-        if not self._call(self._cache._backend.delete_if, self.key, token):
+        released = self._call(self._cache._backend.delete_if, self.key, token)
+        self._token = None  # only now: a store that failed leaves it to retry
+        if not released:
             raise LockLost(f"lock {self.name!r} expired while held")
 
     def extend(self, timeout: float | None = None) -> None:
