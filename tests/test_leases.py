@@ -339,3 +339,25 @@ def test_flights_of_one_cache_on_two_event_loops_stay_apart() -> None:
     assert done == [[1, 1], [1, 1]]
     assert 1 <= len(calls) <= 2  # at most one call per loop (the lease may make it one)
     cache.close()
+
+
+def test_a_backend_object_without_leases_still_serves_get_or_set() -> None:
+    """A backend written before ``set_leased`` existed (given as an object) keeps
+    working: no leases, single-flight only."""
+    from hotcache.backends.memory import MemoryBackend
+
+    class OlderBackend:
+        def __init__(self) -> None:
+            self.inner = MemoryBackend()
+
+        def __getattr__(self, name: str) -> Any:
+            if name in {"set_leased", "delete_if", "touch_if"}:
+                raise AttributeError(name)
+            return getattr(self.inner, name)
+
+    with Cache(backend=OlderBackend()) as cache:  # type: ignore[arg-type]
+        assert not cache._leases
+        assert cache.get_or_set("k", lambda: "v") == "v"
+        assert cache.get_or_set("k", lambda: "other") == "v"
+        cache.delete("k")
+        assert cache.get("k") is None

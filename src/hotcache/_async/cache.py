@@ -69,7 +69,12 @@ class AsyncCache(CacheBase):
         # Leases: one producer per key across processes, and no result stored
         # after a write or delete of its key that came while it ran (which needs
         # them in one process too). ``null://`` keeps nothing to lease.
-        self._leases = self.settings.lease_timeout > 0 and self.settings.url.scheme != "null"
+        # A backend given as an object that predates ``set_leased`` gets none.
+        self._leases = (
+            self.settings.lease_timeout > 0
+            and self.settings.url.scheme != "null"
+            and hasattr(self._backend, "set_leased")
+        )
         # A backend given as an object may be anything: no tier without a known feed.
         self._local, self._feed = (
             (None, None) if self._custom else attach(self.settings, self._backend)
