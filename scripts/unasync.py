@@ -33,6 +33,7 @@ RENAMES = {
     "async_produce": "sync_produce",
     "async_blocking": "sync_blocking",
     "async_sleep": "sync_sleep",
+    "async_background": "sync_background",
     "async_waiters": "sync_waiters",
     "AsyncLock": "SyncLock",
     "make_async_backend": "make_sync_backend",

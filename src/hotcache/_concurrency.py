@@ -36,6 +36,21 @@ def sync_waiters() -> object:
     return None
 
 
+_background: set[Any] = set()  # running background tasks (the loop keeps weak refs)
+
+
+def async_background(work: Callable[[], Awaitable[Any]]) -> None:
+    """Start ``work()`` on the running loop and return without waiting for it."""
+    task = asyncio.ensure_future(work())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+def sync_background(work: Callable[[], Any]) -> None:
+    """Start ``work()`` in a daemon thread and return without waiting for it."""
+    threading.Thread(target=work, name="hotcache-refresh", daemon=True).start()
+
+
 # How a waiter pauses: yielding to the loop, or blocking the thread.
 async_sleep = asyncio.sleep
 sync_sleep = time.sleep
@@ -45,10 +60,12 @@ __all__ = [
     "AsyncEvent",
     "SyncAwaitable",
     "SyncEvent",
+    "async_background",
     "async_blocking",
     "async_produce",
     "async_sleep",
     "async_waiters",
+    "sync_background",
     "sync_blocking",
     "sync_produce",
     "sync_sleep",

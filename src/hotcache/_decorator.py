@@ -126,6 +126,7 @@ class CallSpec:
         error_ttl: float,
         skip_first: bool | None = None,
         local_only: bool = False,
+        stale_ttl: float | None = None,
     ) -> None:
         self.fn = fn
         self.keys = KeyMaker(fn, key, skip_first=skip_first)
@@ -144,6 +145,7 @@ class CallSpec:
         self.cache_errors = cache_errors
         self.error_ttl = error_ttl
         self.local_only = local_only
+        self.stale = validate_ttl(stale_ttl, name="stale_ttl") or None
 
     def tags(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[str, ...]:
         """Return the tags an entry of this call carries (the function's tag first)."""
@@ -278,6 +280,7 @@ def decorate(
     cache_errors: Iterable[type[BaseException]],
     error_ttl: float,
     local_only: bool = False,
+    stale_ttl: float | None = None,
 ) -> Any:
     """Wrap ``fn`` for ``cache``; see ``CacheBase.cached``."""
     kind = "function"
@@ -314,6 +317,7 @@ def decorate(
         error_ttl=error_ttl,
         skip_first=kind in {"method", "classmethod"},
         local_only=local_only,
+        stale_ttl=stale_ttl,
     )
     if inspect.iscoroutinefunction(fn):
         from ._async.cached import AsyncRunner

@@ -7,6 +7,7 @@ import logging
 import os
 import random
 import sys
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar, overload
@@ -250,6 +251,7 @@ class CacheBase:
         cache_errors: Iterable[type[BaseException]] = (),
         error_ttl: float = 5.0,
         local_only: bool = False,
+        stale_ttl: float | None = None,
     ) -> Callable[[Callable[P, R]], Decorated[P, R]]: ...
 
     def cached(
@@ -268,6 +270,7 @@ class CacheBase:
         cache_errors: Iterable[type[BaseException]] = (),
         error_ttl: float = 5.0,
         local_only: bool = False,
+        stale_ttl: float | None = None,
     ) -> Any:
         """Cache a function's results by its arguments (``@cached`` or ``@cached(...)``).
 
@@ -291,6 +294,8 @@ class CacheBase:
                 (re-raised on each hit); others are never cached.
             local_only: keep results in each process's local tier alone, never
                 serialized to the shared tier (see ``docs/coherence.md``).
+            stale_ttl: serve a result for this long past its lifetime while one
+                caller refreshes it in the background (``docs/stampede.md``).
 
         Raises:
             TypeError: ``fn`` is a generator function or not callable; bad options.
@@ -313,6 +318,7 @@ class CacheBase:
                 cache_errors=cache_errors,
                 error_ttl=error_ttl,
                 local_only=local_only,
+                stale_ttl=stale_ttl,
             )
 
         return wrap if fn is None else wrap(fn)
@@ -375,6 +381,17 @@ class CacheBase:
 
     def _scope(self) -> dict[str, Payload | None] | None:
         return self._context.scope() if self._context.active else None
+
+    @staticmethod
+    def _lifetimes(
+        lifetime: float | None, stale: float | None
+    ) -> tuple[float | None, float | None]:
+        """Return an entry's hard lifetime and soft expiry (wall clock; ``None``:
+        none) for ``lifetime`` and ``stale_ttl``: stale entries outlive their
+        lifetime by ``stale``, served while refreshed."""
+        if not stale or lifetime is None or lifetime == 0:
+            return lifetime, None
+        return lifetime + stale, time.time() + lifetime
 
     def _again(self, k: str) -> None:
         """Before one call looks ``k`` up once more: its request scope must not

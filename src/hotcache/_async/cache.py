@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import time
@@ -10,11 +11,17 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
-from .._concurrency import AsyncAwaitable, async_blocking, async_produce, async_sleep
+from .._concurrency import (
+    AsyncAwaitable,
+    async_background,
+    async_blocking,
+    async_produce,
+    async_sleep,
+)
 from .._context import TenantResolver
 from .._core import tags as tagging
 from .._core.envelope import SLOW, DecodeError, Kept, Meta, payload_digest
-from .._core.freshness import resolve_ttl
+from .._core.freshness import Stale, resolve_ttl, soft_expired, validate_ttl
 from .._core.keys import KeyLike, key_text, lease_key, lock_key, tag_key
 from .._core.missing import MISSING, Missing
 from .._errors import BackendError, BackendUnavailable, ConfigError
@@ -30,6 +37,7 @@ __all__ = ["AsyncCache"]
 # A lease waiter looks for the value at most this long after it lands: one
 # waiter per process (the others wait on its flight), so the store hardly notices.
 LEASE_POLL = 0.01
+log = logging.getLogger("hotcache")
 Fence = tuple[str, bytes, str]  # lease key, token, digest of what the key held
 FAILED: Any = object()  # a backend read that failed open
 
@@ -66,6 +74,7 @@ class AsyncCache(CacheBase):
         self._backend = backend or make_async_backend(self.settings)
         self._in_process = in_process_reader(self._backend)
         self._flights = AsyncFlights()
+        self._refreshing: set[str] = set()  # keys refreshed in the background now
         # Leases: one producer per key across processes, and no result stored
         # after a write or delete of its key that came while it ran (which needs
         # them in one process too). ``null://`` keeps nothing to lease.
@@ -263,6 +272,8 @@ class AsyncCache(CacheBase):
                         self._stats.hits += 1
                         return value
         value = await self._decoded(k, raw, {})
+        if type(value) is Stale:
+            return value.value
         return default if value is MISSING else value
 
     async def _decoded(self, k: str, raw: Payload | None, versions: dict[str, int | None]) -> Any:
@@ -280,6 +291,8 @@ class AsyncCache(CacheBase):
             self._stats.misses += 1
             return MISSING
         self._stats.hits += 1
+        if meta is not None and soft_expired(meta.soft_expiry, time.time()):
+            return Stale(value)  # served; the caller may refresh it (stale_ttl)
         return value
 
     async def _lookup(
@@ -380,8 +393,10 @@ class AsyncCache(CacheBase):
         nx: bool = False,
         local_only: bool = False,
         fence: Fence | None = None,
+        soft: float | None = None,
     ) -> bool:
-        """Encode and write one entry, carrying ``tags`` at ``versions`` (read if absent).
+        """Encode and write one entry, carrying ``tags`` at ``versions`` (read if absent),
+        and ``soft``, its soft expiry (wall clock; ``stale_ttl``) when given.
 
         ``local_only``: the shared tier gets a marker, the local tier the entry.
         ``fence``: (lease key, token, digest): written only while that lease is
@@ -399,6 +414,8 @@ class AsyncCache(CacheBase):
                     self._codec.encode(k, value)  # but a bad value is still refused
                 return False
             meta = Meta(tags=carried)
+        if soft is not None and lifetime != 0:
+            meta = Meta(soft_expiry=soft, tags=() if meta is None else meta.tags)
         payload = self._codec.encode(k, value, meta) if encode else None
         if lifetime == 0:
             if not nx:
@@ -599,6 +616,7 @@ class AsyncCache(CacheBase):
         tags: Iterable[str] | None = None,
         jitter: float | None = None,
         local_only: bool = False,
+        stale_ttl: float | None = None,
     ) -> Any:
         """Return the cached value, or call ``producer``, store and return its result.
 
@@ -606,18 +624,36 @@ class AsyncCache(CacheBase):
         one. Its exceptions propagate and nothing is stored. The lifetime is
         spread by ``jitter`` (default: the cache's, 0.1 = ±10 %; 0 keeps it exact).
         ``local_only=True`` keeps the result in this process's local tier alone.
+        ``stale_ttl``: for that long after the lifetime, the old value is still
+        served while one caller refreshes it in the background (a thread for
+        ``Cache``, a task for ``AsyncCache``); see ``docs/stampede.md``.
         """
         lifetime = self._spread(resolve_ttl(ttl, self._default_ttl), jitter)
+        stale = validate_ttl(stale_ttl, name="stale_ttl") or None
         tag_names = tagging.validate_tags(tags) if tags else ()
         k = self._key(key)
         reads = self._tag_reads(k, tag_names)
         while True:
             seen = self._flights.landings
             value, versions = await self._lookup(k, tag_names, reads)
+            if type(value) is Stale:
+
+                async def refresh() -> Any:
+                    return await async_produce(producer)
+
+                self._revalidate(k, refresh, lifetime, stale, tag_names, local_only)
+                return value.value
             if value is not MISSING:
                 return value
             value = await self._fill(
-                k, seen, producer, versions, lifetime, tag_names, local_only=local_only
+                k,
+                seen,
+                producer,
+                versions,
+                lifetime,
+                tag_names,
+                local_only=local_only,
+                stale=stale,
             )
             if value is not RETRY:
                 return value
@@ -633,11 +669,13 @@ class AsyncCache(CacheBase):
         tags: tuple[str, ...],
         *,
         local_only: bool = False,
+        stale: float | None = None,
     ) -> Any:
         """After a miss: run ``producer`` and store its result, once for every
         concurrent miss of ``k`` in this process (``RETRY``: look again)."""
 
         async def produce() -> Any:
+            hard, soft = self._lifetimes(lifetime, stale)
             claimed = await self._claim(k, tags, versions, lifetime)
             # A read that failed says the write would fail too: one call pays at
             # most one timeout.
@@ -650,7 +688,7 @@ class AsyncCache(CacheBase):
             try:
                 value = await async_produce(producer)
                 stored = await self._store(
-                    k, value, lifetime, tags, claimed, local_only=local_only, fence=fence
+                    k, value, hard, tags, claimed, local_only=local_only, fence=fence, soft=soft
                 )
             finally:
                 if not stored:
@@ -658,6 +696,77 @@ class AsyncCache(CacheBase):
             return value
 
         return await self._flights.run(k, seen, produce)
+
+    def _revalidate(
+        self,
+        k: str,
+        produce: Callable[[], AsyncAwaitable[Any]],
+        lifetime: float | None,
+        stale: float | None,
+        tags: tuple[str, ...],
+        local_only: bool = False,
+        keep: Callable[[Any], bool] | None = None,
+    ) -> None:
+        """A stale value was served: refresh ``k`` in the background, unless this
+        process is refreshing it already (across processes, its lease decides)."""
+        if k in self._refreshing:
+            return
+        self._refreshing.add(k)
+
+        async def refresh() -> None:
+            try:
+                await self._refresh(k, produce, lifetime, stale, tags, local_only, keep)
+            except Exception as exc:  # nobody waits for it: say so, and serve on
+                log.debug("hotcache: background refresh of %r failed: %r", k, exc)
+            finally:
+                self._refreshing.discard(k)
+
+        async_background(refresh)
+
+    async def _refresh(
+        self,
+        k: str,
+        produce: Callable[[], AsyncAwaitable[Any]],
+        lifetime: float | None,
+        stale: float | None,
+        tags: tuple[str, ...],
+        local_only: bool,
+        keep: Callable[[Any], bool] | None,
+    ) -> None:
+        fence: Fence | None = None
+        if self._leases:
+            lease, token = lease_key(k), os.urandom(16).hex().encode("ascii")
+            if not await self._call(
+                None, self._backend.set, lease, token, self.settings.lease_timeout, nx=True
+            ):
+                return  # another process refreshes it (or the store is away)
+            fence = (lease, token, "")
+        stored = False
+        try:
+            raw = await self._call(FAILED, self._backend.get, k)
+            if raw is FAILED or raw is None:
+                return  # gone meanwhile: the next miss fills it
+            try:
+                _, meta = self._codec.decode(k, raw)
+            except DecodeError:
+                return
+            if meta is None or not soft_expired(meta.soft_expiry, time.time()):
+                return  # refreshed by someone else before our lease
+            if fence is not None:
+                fence = (fence[0], fence[1], payload_digest(raw))
+            claimed = await self._claim(k, tags, {}, lifetime)
+            if claimed is None:
+                return
+            value = await produce()
+            if keep is not None and not keep(value):
+                return
+            hard, soft = self._lifetimes(lifetime, stale)
+            stored = await self._store(
+                k, value, hard, tags, claimed, local_only=local_only, fence=fence, soft=soft
+            )
+        finally:
+            if not stored:
+                await self._unlease(fence)
 
     async def _lease(self, k: str, tags: tuple[str, ...]) -> tuple[Fence | None, Any]:
         """Take the lease on ``k`` before producing it, or wait for the value from
@@ -706,7 +815,7 @@ class AsyncCache(CacheBase):
         once, as what its last look found)."""
         self._again(k)
         value, _ = await self._lookup(k, tags, reads)
-        return value
+        return value.value if type(value) is Stale else value
 
     async def _leased(self, k: str, fence: Fence) -> tuple[Fence | None, Any]:
         """With the lease on ``k`` taken: read the key itself once more. The last
@@ -717,7 +826,7 @@ class AsyncCache(CacheBase):
         if raw is not FAILED:
             self._again(k)
             value = await self._decoded(k, raw, {})
-            if value is MISSING:
+            if value is MISSING or type(value) is Stale:
                 return (fence[0], fence[1], payload_digest(raw)), MISSING
         else:
             value = MISSING  # failing open: produce, and the write fails open too

@@ -6,7 +6,15 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["DEFAULT_JITTER", "FOREVER", "apply_jitter", "resolve_ttl", "validate_ttl"]
+__all__ = [
+    "DEFAULT_JITTER",
+    "FOREVER",
+    "Stale",
+    "apply_jitter",
+    "resolve_ttl",
+    "soft_expired",
+    "validate_ttl",
+]
 
 FOREVER = math.inf  # pass as ttl for "never expires", whatever default_ttl says
 
@@ -58,3 +66,18 @@ def apply_jitter(ttl: float | None, jitter: float, draw: Callable[[], float]) ->
     if ttl is None or ttl == 0 or jitter == 0:
         return ttl
     return ttl * (1 + jitter * (2 * draw() - 1))
+
+
+class Stale:
+    """A value read past its soft expiry (``stale_ttl``): served while one caller
+    refreshes it in the background."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def soft_expired(soft_expiry: float | None, now: float) -> bool:
+    """Return True if an entry with this soft expiry (wall clock) is stale now."""
+    return soft_expiry is not None and now >= soft_expiry

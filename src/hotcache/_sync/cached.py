@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .._core.freshness import resolve_ttl
+from .._core.freshness import Stale, resolve_ttl
 from .._core.keys import tag_key
 from .._core.missing import MISSING
 from .._decorator import PLAIN_TYPES, CachedError, CallSpec
@@ -67,9 +67,31 @@ class SyncRunner:
                     face._again(k)
                     continue
                 return value
+            if type(value) is Stale:
+                value = self._revalidate(k, tags, value.value, args, kwargs)
             if type(value) is CachedError:
                 raise value.error
             return value
+
+    def _revalidate(
+        self,
+        k: str,
+        tags: tuple[str, ...],
+        value: Any,
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+    ) -> Any:
+        """Serve a stale result and refresh it in the background (``stale_ttl``)."""
+        spec = self.spec
+
+        def call() -> Any:
+            return spec.fn(*args, **kwargs)
+
+        lifetime = self.face._spread(resolve_ttl(spec.ttl, self.face._default_ttl), spec.jitter)
+        self.face._revalidate(
+            k, call, lifetime, spec.stale, tags, spec.local_only, keep=spec.stores
+        )
+        return value
 
     def _miss(
         self,
@@ -132,9 +154,16 @@ class SyncRunner:
                         pass  # an error that cannot be stored is simply not cached
                 raise
             if versions is not None and spec.stores(result):
-                lifetime = face._spread(lifetime, spec.jitter)
+                hard, soft = face._lifetimes(face._spread(lifetime, spec.jitter), spec.stale)
                 stored = face._store(
-                    k, result, lifetime, tags, versions, local_only=spec.local_only, fence=fence
+                    k,
+                    result,
+                    hard,
+                    tags,
+                    versions,
+                    local_only=spec.local_only,
+                    fence=fence,
+                    soft=soft,
                 )
             elif replace:
                 face._delete(k)  # the old entry must not outlive a refused refresh
@@ -159,6 +188,8 @@ class SyncRunner:
         k = self._key(args, kwargs)
         tags = self.spec.tags(args, kwargs)
         value, _ = self.face._lookup(k, tags, self.face._tag_reads(k, tags))
+        if type(value) is Stale:
+            value = value.value
         if type(value) is CachedError:
             raise value.error
         return value
