@@ -11,6 +11,8 @@ import asyncio
 import threading
 import time
 
+import pytest
+
 from hotcache import AsyncCache, Cache
 from processes import wait_for
 
@@ -105,3 +107,46 @@ def test_async_refreshes_in_a_task(url: str) -> None:
             assert await cache.get("k") == "v2"
 
     asyncio.run(main())
+
+
+def test_a_background_refresh_runs_under_the_callers_tenant(url: str) -> None:
+    with Cache(url) as cache:
+        cache.set("secret", "GLOBAL")
+        with cache.tenant("acme"):
+            cache.set("secret", "ACME")
+
+            def view() -> str:
+                return f"view of {cache.get('secret')}"
+
+            assert cache.get_or_set("view", view, ttl=LIFETIME, stale_ttl=30, jitter=0) == (
+                "view of ACME"
+            )
+            cache.set("secret", "ACME 2")
+            time.sleep(LIFETIME + 0.05)
+            assert cache.get_or_set("view", view, ttl=LIFETIME, stale_ttl=30) == "view of ACME"
+            wait_for(lambda: cache.get("view") == "view of ACME 2", "the refresh under acme")
+
+
+def test_a_slow_producer_stores_a_fresh_entry_not_a_stale_one(url: str) -> None:
+    with Cache(url) as cache:
+
+        def slow() -> str:
+            time.sleep(LIFETIME + 0.1)  # longer than the lifetime it is stored for
+            return "v1"
+
+        cache.get_or_set("k", slow, ttl=LIFETIME, stale_ttl=30, jitter=0)
+        raw = cache._backend.get(cache._key("k"))
+        assert raw is not None
+        _, meta = cache._codec.decode(cache._key("k"), raw)
+        assert meta is not None and meta.soft_expiry is not None
+        assert meta.soft_expiry > time.time()  # its lifetime counts from the store
+
+
+def test_stale_ttl_and_local_only_are_refused_together(url: str) -> None:
+    with Cache(url) as cache:
+        with pytest.raises(ValueError, match="local_only"):
+            cache.get_or_set("k", lambda: 1, stale_ttl=5, local_only=True)
+        with pytest.raises(ValueError, match="local_only"):
+            cache.cached(stale_ttl=5, local_only=True)(lambda: 1)
+        with pytest.raises(ValueError):
+            cache.get_or_set("k", lambda: 1, stale_ttl=-1)

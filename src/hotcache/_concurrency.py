@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import threading
 import time
@@ -47,8 +48,10 @@ def async_background(work: Callable[[], Awaitable[Any]]) -> None:
 
 
 def sync_background(work: Callable[[], Any]) -> None:
-    """Start ``work()`` in a daemon thread and return without waiting for it."""
-    threading.Thread(target=work, name="hotcache-refresh", daemon=True).start()
+    """Start ``work()`` in a daemon thread and return without waiting for it, in a
+    copy of the caller's context (its tenant), as a task would run."""
+    context = contextvars.copy_context()
+    threading.Thread(target=context.run, args=(work,), name="hotcache-refresh", daemon=True).start()
 
 
 # How a waiter pauses: yielding to the loop, or blocking the thread.

@@ -146,6 +146,8 @@ class CallSpec:
         self.error_ttl = error_ttl
         self.local_only = local_only
         self.stale = validate_ttl(stale_ttl, name="stale_ttl") or None
+        if self.stale and local_only:
+            raise ValueError("stale_ttl cannot be combined with local_only")
 
     def tags(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[str, ...]:
         """Return the tags an entry of this call carries (the function's tag first)."""

@@ -630,6 +630,8 @@ class AsyncCache(CacheBase):
         """
         lifetime = self._spread(resolve_ttl(ttl, self._default_ttl), jitter)
         stale = validate_ttl(stale_ttl, name="stale_ttl") or None
+        if stale and local_only:
+            raise ValueError("stale_ttl cannot be combined with local_only")
         tag_names = tagging.validate_tags(tags) if tags else ()
         k = self._key(key)
         reads = self._tag_reads(k, tag_names)
@@ -675,7 +677,6 @@ class AsyncCache(CacheBase):
         concurrent miss of ``k`` in this process (``RETRY``: look again)."""
 
         async def produce() -> Any:
-            hard, soft = self._lifetimes(lifetime, stale)
             claimed = await self._claim(k, tags, versions, lifetime)
             # A read that failed says the write would fail too: one call pays at
             # most one timeout.
@@ -687,6 +688,7 @@ class AsyncCache(CacheBase):
             stored = False
             try:
                 value = await async_produce(producer)
+                hard, soft = self._lifetimes(lifetime, stale)  # from now, not from the miss
                 stored = await self._store(
                     k, value, hard, tags, claimed, local_only=local_only, fence=fence, soft=soft
                 )
@@ -721,7 +723,11 @@ class AsyncCache(CacheBase):
             finally:
                 self._refreshing.discard(k)
 
-        async_background(refresh)
+        try:
+            async_background(refresh)
+        except BaseException:
+            self._refreshing.discard(k)
+            raise
 
     async def _refresh(
         self,
@@ -736,9 +742,14 @@ class AsyncCache(CacheBase):
         fence: Fence | None = None
         if self._leases:
             lease, token = lease_key(k), os.urandom(16).hex().encode("ascii")
-            if not await self._call(
-                None, self._backend.set, lease, token, self.settings.lease_timeout, nx=True
-            ):
+            try:
+                taken = await self._call(
+                    None, self._backend.set, lease, token, self.settings.lease_timeout, nx=True
+                )
+            except BaseException:
+                await self._unlease((lease, token, ""))  # cancelled: maybe taken
+                raise
+            if not taken:
                 return  # another process refreshes it (or the store is away)
             fence = (lease, token, "")
         stored = False
@@ -826,7 +837,11 @@ class AsyncCache(CacheBase):
         if raw is not FAILED:
             self._again(k)
             value = await self._decoded(k, raw, {})
-            if value is MISSING or type(value) is Stale:
+            if type(value) is Stale:  # a stale entry: this call produces, a miss
+                self._stats.hits -= 1
+                self._stats.misses += 1
+                value = MISSING
+            if value is MISSING:
                 return (fence[0], fence[1], payload_digest(raw)), MISSING
         else:
             value = MISSING  # failing open: produce, and the write fails open too

@@ -631,6 +631,8 @@ class Cache(CacheBase):
         """
         lifetime = self._spread(resolve_ttl(ttl, self._default_ttl), jitter)
         stale = validate_ttl(stale_ttl, name="stale_ttl") or None
+        if stale and local_only:
+            raise ValueError("stale_ttl cannot be combined with local_only")
         tag_names = tagging.validate_tags(tags) if tags else ()
         k = self._key(key)
         reads = self._tag_reads(k, tag_names)
@@ -676,7 +678,6 @@ class Cache(CacheBase):
         concurrent miss of ``k`` in this process (``RETRY``: look again)."""
 
         def produce() -> Any:
-            hard, soft = self._lifetimes(lifetime, stale)
             claimed = self._claim(k, tags, versions, lifetime)
             # A read that failed says the write would fail too: one call pays at
             # most one timeout.
@@ -688,6 +689,7 @@ class Cache(CacheBase):
             stored = False
             try:
                 value = sync_produce(producer)
+                hard, soft = self._lifetimes(lifetime, stale)  # from now, not from the miss
                 stored = self._store(
                     k, value, hard, tags, claimed, local_only=local_only, fence=fence, soft=soft
                 )
@@ -722,7 +724,11 @@ class Cache(CacheBase):
             finally:
                 self._refreshing.discard(k)
 
-        sync_background(refresh)
+        try:
+            sync_background(refresh)
+        except BaseException:
+            self._refreshing.discard(k)
+            raise
 
     def _refresh(
         self,
@@ -737,9 +743,14 @@ class Cache(CacheBase):
         fence: Fence | None = None
         if self._leases:
             lease, token = lease_key(k), os.urandom(16).hex().encode("ascii")
-            if not self._call(
-                None, self._backend.set, lease, token, self.settings.lease_timeout, nx=True
-            ):
+            try:
+                taken = self._call(
+                    None, self._backend.set, lease, token, self.settings.lease_timeout, nx=True
+                )
+            except BaseException:
+                self._unlease((lease, token, ""))  # cancelled: maybe taken
+                raise
+            if not taken:
                 return  # another process refreshes it (or the store is away)
             fence = (lease, token, "")
         stored = False
@@ -827,7 +838,11 @@ class Cache(CacheBase):
         if raw is not FAILED:
             self._again(k)
             value = self._decoded(k, raw, {})
-            if value is MISSING or type(value) is Stale:
+            if type(value) is Stale:  # a stale entry: this call produces, a miss
+                self._stats.hits -= 1
+                self._stats.misses += 1
+                value = MISSING
+            if value is MISSING:
                 return (fence[0], fence[1], payload_digest(raw)), MISSING
         else:
             value = MISSING  # failing open: produce, and the write fails open too
