@@ -149,7 +149,7 @@ def in_process_reader(backend: Any) -> Callable[[Sequence[str]], list[bytes | No
     """Return the plain ``get_many`` of an in-process memory store under ``backend``.
 
     Both faces call it without ``await`` or the breaker: the store answers in
-    microseconds and cannot be unreachable (as the L1 store will be called).
+    microseconds and cannot be unreachable.
     """
     from .backends.memory import MemoryBackend
     from .backends.offload import unwrap

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -78,6 +79,7 @@ class Stale:
         self.value = value
 
 
-def soft_expired(soft_expiry: float | None, now: float) -> bool:
-    """Return True if an entry with this soft expiry (wall clock) is stale now."""
-    return soft_expiry is not None and now >= soft_expiry
+def soft_expired(soft_expiry: float | None) -> bool:
+    """Return True if an entry with this soft expiry (wall clock) is stale now
+    (the clock is read only for an entry that has one)."""
+    return soft_expiry is not None and time.time() >= soft_expiry

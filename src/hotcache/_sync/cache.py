@@ -40,6 +40,13 @@ __all__ = ["Cache"]
 LEASE_POLL = 0.01
 log = logging.getLogger("hotcache")
 Fence = tuple[str, bytes, str]  # lease key, token, digest of what the key held
+
+
+def _new_fence(k: str) -> Fence:
+    """Return a lease on ``k`` with a token of its own (the digest comes later)."""
+    return lease_key(k), os.urandom(16).hex().encode("ascii"), ""
+
+
 FAILED: Any = object()  # a backend read that failed open
 
 T = TypeVar("T")
@@ -135,7 +142,7 @@ class Cache(CacheBase):
     def _strict(self, op: Callable[..., SyncAwaitable[T]], *args: Any, **kwargs: Any) -> T:
         """Run one backend operation that has no honest fallback (counters, locks):
         raise rather than fail open."""
-        if self._breaker.open_until and not self._breaker.allow():
+        if self._breaker.open_until and self._blocked():
             raise BackendUnavailable(f"{self._redacted} is unavailable (circuit breaker open)")
         try:
             result = op(*args, **kwargs)
@@ -292,7 +299,7 @@ class Cache(CacheBase):
             self._stats.misses += 1
             return MISSING
         self._stats.hits += 1
-        if meta is not None and soft_expired(meta.soft_expiry, time.time()):
+        if meta is not None and soft_expired(meta.soft_expiry):
             return Stale(value)  # served; the caller may refresh it (stale_ttl)
         return value
 
@@ -509,14 +516,8 @@ class Cache(CacheBase):
         """Give tags (by ``tag_key``) new versions: entries carrying them are stale now."""
         fresh = {key: b"%d" % tagging.new_version() for key in tag_keys}
         self._forget(fresh)
-        if self._breaker.open_until and self._blocked():
-            raise BackendUnavailable(f"{self._redacted} is unavailable (circuit breaker open)")
         token = self._token()
-        try:
-            self._backend.set_many(fresh, None)
-        except BackendError as exc:
-            self._must_raise(exc)
-        self._succeeded()
+        self._strict(self._backend.set_many, fresh, None)
         self._remember(fresh, None, token)
 
     def add(self, key: KeyLike, value: Any, ttl: float | None = None) -> bool:
@@ -742,17 +743,9 @@ class Cache(CacheBase):
     ) -> None:
         fence: Fence | None = None
         if self._leases:
-            lease, token = lease_key(k), os.urandom(16).hex().encode("ascii")
-            try:
-                taken = self._call(
-                    None, self._backend.set, lease, token, self.settings.lease_timeout, nx=True
-                )
-            except BaseException:
-                self._unlease((lease, token, ""))  # cancelled: maybe taken
-                raise
-            if not taken:
+            fence = _new_fence(k)
+            if not self._take(fence):
                 return  # another process refreshes it (or the store is away)
-            fence = (lease, token, "")
         stored = False
         try:
             raw = self._call(FAILED, self._backend.get, k)
@@ -762,7 +755,7 @@ class Cache(CacheBase):
                 _, meta = self._codec.decode(k, raw)
             except DecodeError:
                 return
-            if meta is None or not soft_expired(meta.soft_expiry, time.time()):
+            if meta is None or not soft_expired(meta.soft_expiry):
                 return  # refreshed by someone else before our lease
             if fence is not None:
                 fence = (fence[0], fence[1], payload_digest(raw))
@@ -789,8 +782,7 @@ class Cache(CacheBase):
         """
         if not self._leases:
             return None, MISSING
-        lease = lease_key(k)
-        token = os.urandom(16).hex().encode("ascii")
+        fence = _new_fence(k)
         wait = self.settings.lease_wait
         # By default (twice the lease) a waiter outwaits a dead holder's lease,
         # and the producer of whoever takes it over.
@@ -798,22 +790,14 @@ class Cache(CacheBase):
         reads = self._tag_reads(k, tags)
         pause = FIRST_POLL
         while True:
-            try:
-                taken = self._call(
-                    None, self._backend.set, lease, token, self.settings.lease_timeout, nx=True
-                )
-                if taken:
-                    return self._leased(k, (lease, token, ""))
-            except BaseException:
-                # Cancelled with the lease maybe taken: give it back (the token is
-                # this call's own, so this never frees another's).
-                self._unlease((lease, token, ""))
-                raise
+            taken = self._take(fence)
+            if taken:
+                return self._leased(k, fence)
             left = deadline - time.monotonic()
             if taken is None or left <= 0:
                 return None, MISSING  # failing open, or waited long enough: produce
             nap = min(pause * (0.5 + random.random()), left)
-            held = self._call(None, self._backend.ttl, lease)
+            held = self._call(None, self._backend.ttl, fence[0])
             if held is not None and held < nap:
                 nap = held + 0.001  # try again the moment a dead holder's lease lapses
             sync_sleep(nap)
@@ -834,20 +818,37 @@ class Cache(CacheBase):
         holder may have stored the value and let go between our miss and now; and
         what it holds now is what our write will require it still to hold (a
         write since means our result is stale: no stale sets)."""
-        raw = self._call(FAILED, self._backend.get, k)
-        if raw is not FAILED:
-            self._again(k)
-            value = self._decoded(k, raw, {})
-            if type(value) is Stale:  # a stale entry: this call produces, a miss
-                self._stats.hits -= 1
-                self._stats.misses += 1
-                value = MISSING
-            if value is MISSING:
-                return (fence[0], fence[1], payload_digest(raw)), MISSING
-        else:
-            value = MISSING  # failing open: produce, and the write fails open too
+        try:
+            raw = self._call(FAILED, self._backend.get, k)
+            if raw is not FAILED:
+                self._again(k)
+                value = self._decoded(k, raw, {})
+                if type(value) is Stale:  # a stale entry: this call produces, a miss
+                    self._stats.hits -= 1
+                    self._stats.misses += 1
+                    value = MISSING
+                if value is MISSING:
+                    return (fence[0], fence[1], payload_digest(raw)), MISSING
+            else:
+                value = MISSING  # failing open: produce, and the write fails open too
+        except BaseException:
+            self._unlease(fence)  # cancelled holding it
+            raise
         self._unlease(fence)
         return None, value
+
+    def _take(self, fence: Fence) -> bool | None:
+        """Try once to take the lease of ``fence`` (``None``: the store failed). A
+        try cancelled midway gives it back: the token is this call's own, so that
+        never frees another's."""
+        try:
+            taken: bool | None = self._call(
+                None, self._backend.set, fence[0], fence[1], self.settings.lease_timeout, nx=True
+            )
+        except BaseException:
+            self._unlease(fence)
+            raise
+        return taken
 
     def _unlease(self, fence: Fence | None) -> None:
         """Give back a lease a producer did not spend (it raised, or was cancelled),

@@ -69,9 +69,6 @@ class RespConnection:
                     raise
         return cls(sock)
 
-    def settimeout(self, timeout: float | None) -> None:
-        self._sock.settimeout(timeout)
-
     def listen(self, interval: float) -> None:
         """Switch to listening: ``wait`` blocks in the kernel for up to ``interval``.
 
