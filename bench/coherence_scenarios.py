@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import cachetools
-from harness import sync_unary
+from harness import percentile, sync_unary
 from scenarios import NAMESPACE, PAYLOADS, RAW_PREFIX, SEED, Builder, Env, Rival, Scenario, _draw
 
 import hotcache
@@ -376,11 +376,6 @@ def _read_until_changed(conn: Any, barrier: Any, url: str, release_gil: bool) ->
             conn.send(("seen", start))
 
 
-def _percentile(ordered: Sequence[float], q: float) -> float:
-    """Nearest rank: the smallest value at least ``q`` of the values do not exceed."""
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
-
-
 def _propagation(
     worker: Worker, name: str, redis_url: str, tmpdir: str, changes: int
 ) -> Propagation:
@@ -409,8 +404,8 @@ def _propagation(
     return Propagation(
         name,
         changes,
-        _percentile(delays, 0.5) * 1e6,
-        _percentile(delays, 0.99) * 1e6,
+        percentile(delays, 0.5) * 1e6,
+        percentile(delays, 0.99) * 1e6,
         delays[-1] * 1e6,
         target,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import math
 import statistics
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -122,3 +123,8 @@ def measure(contenders: Sequence[Contender], *, repeats: int, warmup: int) -> No
             finally:
                 gc.enable()
             contender.samples.append(elapsed / contender.ops)
+
+
+def percentile(ordered: Sequence[float], q: float) -> float:
+    """Nearest rank: the smallest value at least ``q`` of the values do not exceed."""
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]

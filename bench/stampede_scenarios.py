@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from harness import percentile
 
 import hotcache
 
@@ -137,10 +138,6 @@ def _caller_process(
         close()
 
 
-def _percentile(ordered: list[float], q: float) -> float:
-    return ordered[max(0, int(q * len(ordered) + 0.999999) - 1)]
-
-
 def _cold(url: str, contender: str, sizes: StampedeSizes) -> StampedeRow:
     raw = redis.Redis.from_url(url)
     key, calls = f"stampede:{contender}:{os.getpid()}", f"stampede-calls:{contender}"
@@ -166,8 +163,8 @@ def _cold(url: str, contender: str, sizes: StampedeSizes) -> StampedeRow:
         CONTENDERS[contender],
         len(latencies),
         produced,
-        _percentile(latencies, 0.5) * 1e3,
-        _percentile(latencies, 0.99) * 1e3,
+        percentile(latencies, 0.5) * 1e3,
+        percentile(latencies, 0.99) * 1e3,
         latencies[-1] * 1e3,
         f"1 call, p99 <= {(PRODUCER + SLACK) * 1e3:g} ms" if contender == "hotcache" else None,
     )
@@ -220,8 +217,8 @@ def _killed(url: str, sizes: StampedeSizes) -> StampedeRow:
         CONTENDERS["hotcache"],
         len(latencies),
         produced,
-        _percentile(latencies, 0.5) * 1e3,
-        _percentile(latencies, 0.99) * 1e3,
+        percentile(latencies, 0.5) * 1e3,
+        percentile(latencies, 0.99) * 1e3,
         exists_after * 1e3,
         f"max <= {(LEASE_TIMEOUT + PRODUCER + SLACK) * 1e3:g} ms (lease + producer + slack)",
     )

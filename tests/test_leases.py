@@ -21,7 +21,7 @@ import pytest
 from hotcache import MISSING, AsyncCache, Cache
 from hotcache._core.keys import lease_key
 from hotcache._sync.flight import RETRY
-from processes import SPAWN, run_workers, wait_for
+from processes import SPAWN, run_threads, run_workers, wait_for
 
 PROCS, THREADS = 4, 5
 
@@ -44,15 +44,11 @@ def contender(wid: int, url: str, barrier: Any) -> list[Any]:
 
         results: list[Any] = []
 
-        def call() -> None:
+        def call(_: int) -> None:
             cache.incr("arrived")
             results.append(cache.get_or_set("cold", producer, ttl=60))
 
-        threads = [threading.Thread(target=call) for _ in range(THREADS)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
+        run_threads(call, THREADS, 60, lambda: None)
         return results
 
 

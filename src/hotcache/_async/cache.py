@@ -640,11 +640,7 @@ class AsyncCache(CacheBase):
             seen = self._flights.landings
             value, versions = await self._lookup(k, tag_names, reads)
             if type(value) is Stale:
-
-                async def refresh() -> Any:
-                    return await async_produce(producer)
-
-                self._revalidate(k, refresh, lifetime, stale, tag_names, local_only)
+                self._revalidate(k, producer, lifetime, stale, tag_names, local_only)
                 return value.value
             if value is not MISSING:
                 return value
@@ -703,7 +699,7 @@ class AsyncCache(CacheBase):
     def _revalidate(
         self,
         k: str,
-        produce: Callable[[], AsyncAwaitable[Any]],
+        produce: Callable[[], Any],
         lifetime: float | None,
         stale: float | None,
         tags: tuple[str, ...],
@@ -733,7 +729,7 @@ class AsyncCache(CacheBase):
     async def _refresh(
         self,
         k: str,
-        produce: Callable[[], AsyncAwaitable[Any]],
+        produce: Callable[[], Any],
         lifetime: float | None,
         stale: float | None,
         tags: tuple[str, ...],
@@ -761,7 +757,7 @@ class AsyncCache(CacheBase):
             claimed = await self._claim(k, tags, {}, lifetime)
             if claimed is None:
                 return
-            value = await produce()
+            value = await async_produce(produce)
             if keep is not None and not keep(value):
                 return
             hard, soft = self._lifetimes(lifetime, stale)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -82,14 +83,9 @@ class AsyncRunner:
     ) -> Any:
         """Serve a stale result and refresh it in the background (``stale_ttl``)."""
         spec = self.spec
-
-        async def call() -> Any:
-            return await spec.fn(*args, **kwargs)
-
         lifetime = self.face._spread(resolve_ttl(spec.ttl, self.face._default_ttl), spec.jitter)
-        self.face._revalidate(
-            k, call, lifetime, spec.stale, tags, spec.local_only, keep=spec.stores
-        )
+        call = functools.partial(spec.fn, *args, **kwargs)
+        self.face._revalidate(k, call, lifetime, spec.stale, tags, keep=spec.stores)
         return value
 
     async def _miss(

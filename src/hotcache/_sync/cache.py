@@ -641,11 +641,7 @@ class Cache(CacheBase):
             seen = self._flights.landings
             value, versions = self._lookup(k, tag_names, reads)
             if type(value) is Stale:
-
-                def refresh() -> Any:
-                    return sync_produce(producer)
-
-                self._revalidate(k, refresh, lifetime, stale, tag_names, local_only)
+                self._revalidate(k, producer, lifetime, stale, tag_names, local_only)
                 return value.value
             if value is not MISSING:
                 return value
@@ -704,7 +700,7 @@ class Cache(CacheBase):
     def _revalidate(
         self,
         k: str,
-        produce: Callable[[], SyncAwaitable[Any]],
+        produce: Callable[[], Any],
         lifetime: float | None,
         stale: float | None,
         tags: tuple[str, ...],
@@ -734,7 +730,7 @@ class Cache(CacheBase):
     def _refresh(
         self,
         k: str,
-        produce: Callable[[], SyncAwaitable[Any]],
+        produce: Callable[[], Any],
         lifetime: float | None,
         stale: float | None,
         tags: tuple[str, ...],
@@ -762,7 +758,7 @@ class Cache(CacheBase):
             claimed = self._claim(k, tags, {}, lifetime)
             if claimed is None:
                 return
-            value = produce()
+            value = sync_produce(produce)
             if keep is not None and not keep(value):
                 return
             hard, soft = self._lifetimes(lifetime, stale)
